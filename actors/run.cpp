@@ -1,0 +1,403 @@
+#include "actors/run.hpp"
+
+#include <csignal>
+#include <filesystem>
+
+#include <caf/actor_system.hpp>
+#include <caf/blocking_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <fmt/format.h>
+
+#include "actors/task_worker.hpp"
+#include "actors/worker_pool.hpp"
+#include "observability/quantiles.hpp"
+#include "runtime/process.hpp"
+#include "runtime/prompt.hpp"
+#include "store/clock.hpp"
+#include "store/snapshot.hpp"
+
+namespace crew {
+
+namespace {
+
+using self_ptr = run_impl::stateful_pointer<run_state>;
+using namespace std::chrono_literals;
+
+constexpr auto housekeeping_interval = 200ms;
+
+int64_t steady_ns() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+void pump(self_ptr self);
+
+void notify(self_ptr self, bool final) {
+  auto& st = self->state;
+  if (!st.listener)
+    return;
+  auto p = st.engine->progress();
+  if (final) {
+    p.finished = true;
+    auto& lat = st.engine->latencies_us();
+    if (!lat.empty()) {
+      p.latency_p50_us = exact_quantile(lat, 0.50);
+      p.latency_p99_us = exact_quantile(lat, 0.99);
+    }
+    caf::anon_send(st.listener, finished_atom_v, std::move(p));
+  } else {
+    caf::anon_send(st.listener, progress_atom_v, std::move(p));
+  }
+}
+
+/// Builds manifest.json and tasks.json for the state at the engine's last
+/// seq and hands them to the journal, which writes them after a sync.
+void send_snapshot(self_ptr self) {
+  auto& st = self->state;
+  auto& setup = *st.setup;
+  if (!setup.write_snapshots || st.snapshot_seq == st.engine->last_seq())
+    return;
+  auto& eng = *st.engine;
+  auto manifest = setup.manifest;
+  manifest.status = eng.status();
+  manifest.summary = eng.summary();
+  manifest.updated_at = iso_now();
+  manifest.seq = eng.last_seq();
+  manifest.runtime_mode = to_string(setup.backend);
+  manifest.owner_pid = is_terminal(eng.status()) ? 0 : manifest.owner_pid;
+  std::vector<task_state> states;
+  states.reserve(setup.plan.size());
+  for (uint32_t i = 0; i < setup.plan.size(); ++i)
+    states.push_back(eng.to_task_state(i));
+  self->send(st.journal, snapshot_atom_v, setup.manifest.run_id,
+             setup.paths.manifest().string(), manifest_json(manifest),
+             setup.paths.tasks().string(),
+             tasks_json(setup.manifest.run_id, setup.plan, states,
+                        setup.manifest.cwd));
+  st.snapshot_seq = eng.last_seq();
+  st.last_snapshot_ns = steady_ns();
+}
+
+void finish(self_ptr self) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  st.stopping = true;
+  send_snapshot(self);
+  // The close reply arrives after the snapshot is written (same mailbox).
+  self->request(st.journal, caf::infinite, caf::close_atom_v,
+                st.setup->manifest.run_id)
+    .then([=](bool) {
+      notify(self, true);
+      if (self->state.pool)
+        self->send_exit(self->state.pool, caf::exit_reason::user_shutdown);
+      self->quit();
+    },
+    [=](const caf::error&) {
+      notify(self, true);
+      self->quit();
+    });
+}
+
+/// The journal failed: nothing more can be made durable. Stop the workers
+/// and leave the run as it is on disk (it will show as interrupted).
+void fail_fatally(self_ptr self, std::string what) {
+  auto& st = self->state;
+  if (!st.fatal.empty())
+    return;
+  st.fatal = std::move(what);
+  for (auto& [index, pgid] : st.pgids)
+    kill_process_group(pgid, SIGKILL);
+  if (st.listener) {
+    auto p = st.engine->progress();
+    p.status = "error: " + st.fatal;
+    p.finished = true;
+    caf::anon_send(st.listener, finished_atom_v, std::move(p));
+  }
+  if (st.pool)
+    self->send_exit(st.pool, caf::exit_reason::user_shutdown);
+  self->quit(caf::make_error(caf::sec::runtime_error, st.fatal));
+}
+
+/// Ships buffered events to the journal; the reply moves the durable seq.
+void flush(self_ptr self) {
+  auto& st = self->state;
+  if (!st.fatal.empty() || !st.engine->has_events())
+    return;
+  auto seq = st.engine->last_seq();
+  ++st.appends_in_flight;
+  self->request(st.journal, caf::infinite, append_atom_v,
+                st.setup->manifest.run_id, st.engine->take_events(), seq)
+    .then(
+      [=](uint64_t durable) {
+        auto& st = self->state;
+        --st.appends_in_flight;
+        st.engine->on_durable(durable);
+        pump(self);
+      },
+      [=](const caf::error& err) {
+        fail_fatally(self, "journal: " + to_string(err));
+      });
+}
+
+std::filesystem::path artifact(const run_setup& setup, const char* dir,
+                               const std::string& task_id, const char* ext) {
+  return setup.paths.artifacts_dir / dir / (task_id + ext);
+}
+
+task_attempt make_attempt(self_ptr self, uint32_t index) {
+  auto& setup = *self->state.setup;
+  auto& eng = *self->state.engine;
+  auto& p = setup.plan[index];
+  task_attempt job;
+  job.run_id = setup.manifest.run_id;
+  job.task_id = p.id;
+  job.index = index;
+  job.attempt = eng.tasks()[index].attempt;
+  job.backend = setup.backend == backend_kind::scaffold ? "scaffold" : "command";
+  job.command_line = index < setup.commands.size() ? setup.commands[index] : "";
+  job.cwd = setup.manifest.cwd;
+  job.timeout_ms = index < setup.timeouts_ms.size() ? setup.timeouts_ms[index]
+                                                     : 0;
+  prompt_context ctx;
+  ctx.run_id = setup.manifest.run_id;
+  ctx.team = setup.manifest.team;
+  ctx.workflow = setup.manifest.workflow;
+  ctx.state_root = setup.paths.state_dir.string();
+  ctx.artifacts_root = setup.paths.artifacts_dir.string();
+  ctx.events_path = setup.paths.events().string();
+  ctx.task_id = p.id;
+  ctx.task_cwd = setup.manifest.cwd;
+  ctx.workspace_mode = setup.manifest.workspace_mode;
+  ctx.goal = setup.manifest.goal;
+  ctx.step_id = p.step_id;
+  ctx.role = p.role;
+  ctx.agent = p.agent;
+  ctx.task_text = p.task;
+  for (auto dep : p.deps) {
+    auto& dp = setup.plan[dep];
+    dependency_output out;
+    out.task_id = dp.id;
+    out.title = dp.title;
+    out.status = to_string(eng.tasks()[dep].status);
+    auto path = artifact(setup, "results", dp.id,
+                         setup.backend == backend_kind::scaffold ? ".md"
+                                                                 : ".txt");
+    out.result_path = path.string();
+    out.result_text = read_result_excerpt(path);
+    ctx.deps.push_back(std::move(out));
+  }
+  job.prompt = render_prompt(ctx);
+  job.prompt_path = artifact(setup, "prompts", p.id, ".md").string();
+  job.result_path = artifact(setup, "results", p.id,
+                             setup.backend == backend_kind::scaffold ? ".md"
+                                                                     : ".txt")
+                      .string();
+  job.log_path = artifact(setup, "logs", p.id, ".log").string();
+  job.env = {
+    "CREW_RUN_ID=" + job.run_id,
+    "CREW_TASK_ID=" + job.task_id,
+    "CREW_ATTEMPT=" + std::to_string(job.attempt),
+    "CREW_ARTIFACTS_DIR=" + setup.paths.artifacts_dir.string(),
+    "CREW_STATE_DIR=" + setup.paths.state_dir.string(),
+    "CREW_PROMPT_FILE=" + job.prompt_path,
+  };
+  return job;
+}
+
+void dispatch(self_ptr self, const std::vector<uint32_t>& indices) {
+  auto& st = self->state;
+  auto& setup = *st.setup;
+  if (setup.backend == backend_kind::sim) {
+    st.sim_buf.clear();
+    for (auto i : indices)
+      st.sim_buf.push_back(sim_job{i, st.engine->tasks()[i].attempt});
+    self->send(st.pool, dispatch_atom_v, st.sim_buf);
+    return;
+  }
+  for (auto i : indices) {
+    auto job = make_attempt(self, i);
+    if (setup.backend == backend_kind::command && job.command_line.empty()) {
+      attempt_result res;
+      res.index = i;
+      res.attempt = job.attempt;
+      res.error = fmt::format(fmt::runtime(setup.missing_command_error), setup.plan[i].agent);
+      st.engine->on_result(res);
+      continue;
+    }
+    auto attempt = job.attempt;
+    auto worker = self->spawn<caf::detached + caf::monitored>(
+      task_worker, caf::actor_cast<run_actor>(self), std::move(job));
+    st.workers.emplace(worker.address(), std::make_pair(i, attempt));
+  }
+}
+
+/// The scheduling step: start what may start, ship events, finish when done.
+void pump(self_ptr self) {
+  auto& st = self->state;
+  if (!st.fatal.empty() || st.stopping)
+    return;
+  auto& eng = *st.engine;
+  st.dispatch_buf.clear();
+  eng.next_dispatch(st.dispatch_buf);
+  if (!st.dispatch_buf.empty())
+    dispatch(self, st.dispatch_buf);
+  flush(self);
+  if (eng.finished())
+    finish(self);
+}
+
+void kill_running(self_ptr self, const std::vector<uint32_t>& indices) {
+  auto& st = self->state;
+  if (st.setup->backend == backend_kind::sim) {
+    self->send(st.pool, cancel_atom_v);
+    return;
+  }
+  bool any = false;
+  for (auto i : indices)
+    if (auto p = st.pgids.find(i); p != st.pgids.end()) {
+      kill_process_group(p->second, SIGTERM);
+      any = true;
+    }
+  if (any)
+    self->delayed_send(self, std::chrono::milliseconds{st.setup->kill_grace_ms},
+                       hardkill_atom_v);
+}
+
+void cancel_run(self_ptr self, std::string reason, bool expired) {
+  auto& eng = *self->state.engine;
+  auto running = expired ? eng.expire(std::move(reason))
+                         : eng.cancel(std::move(reason));
+  kill_running(self, running);
+  pump(self);
+}
+
+void on_results(self_ptr self, const std::vector<attempt_result>& results) {
+  auto& st = self->state;
+  for (auto& res : results) {
+    st.pgids.erase(res.index);
+    st.engine->on_result(res);
+  }
+  pump(self);
+}
+
+void housekeep(self_ptr self) {
+  auto& st = self->state;
+  if (st.stopping || !st.fatal.empty())
+    return;
+  notify(self, false);
+  std::error_code ec;
+  auto request = st.setup->paths.cancel_request();
+  if (std::filesystem::exists(request, ec)) {
+    std::filesystem::remove(request, ec);
+    cancel_run(self, "Run cancelled by user request.", false);
+  }
+  auto interval = static_cast<int64_t>(st.setup->snapshot_interval_ms) * 1'000'000;
+  if (interval > 0 && steady_ns() - st.last_snapshot_ns >= interval) {
+    flush(self);
+    send_snapshot(self);
+  }
+  self->delayed_send(self, housekeeping_interval, housekeep_atom_v);
+}
+
+void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
+  auto& st = self->state;
+  auto& setup = *st.setup;
+  st.engine = std::make_unique<run_engine>(setup.manifest.run_id, setup.plan,
+                                           last_seq, setup.engine);
+  if (setup.resume)
+    st.engine->load_states(setup.states);
+  if (!repair_note.empty())
+    st.engine->record("crew.log.repaired", repair_note, {});
+  st.engine->start(setup.resume ? "Resuming team workflow."
+                                : "Executing team workflow.",
+                   setup.resume);
+  st.started = true;
+  st.last_snapshot_ns = steady_ns();
+  if (setup.max_run_ms > 0)
+    self->delayed_send(self, std::chrono::milliseconds{setup.max_run_ms},
+                       deadline_atom_v);
+  self->send(self, housekeep_atom_v);
+  pump(self);
+}
+
+} // namespace
+
+run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
+                            journal_actor journal, caf::actor listener) {
+  auto& st = self->state;
+  st.setup = std::move(setup);
+  st.journal = std::move(journal);
+  st.listener = std::move(listener);
+  if (st.setup->backend == backend_kind::sim) {
+    st.pool = self->spawn<caf::linked>(worker_pool, caf::actor_cast<run_actor>(self),
+                                       st.setup->sim,
+                                       st.setup->sim_hang_timeout_ms);
+  }
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.workers.find(dm.source);
+    if (i == st.workers.end())
+      return;
+    auto [index, attempt] = i->second;
+    st.workers.erase(i);
+    // A worker that dies without reporting is a failed attempt, never a
+    // lost task (on_result ignores it if the result did arrive).
+    attempt_result res;
+    res.index = index;
+    res.attempt = attempt;
+    res.error = dm.reason ? "task worker died: " + to_string(dm.reason)
+                          : "task worker exited without a result";
+    on_results(self, {res});
+  });
+  self->request(st.journal, caf::infinite, caf::open_atom_v,
+                st.setup->manifest.run_id, st.setup->paths.events().string())
+    .then([=](uint64_t last_seq,
+              const std::string& note) { begin(self, last_seq, note); },
+          [=](const caf::error& err) {
+            self->state.engine = std::make_unique<run_engine>(
+              self->state.setup->manifest.run_id, self->state.setup->plan, 0,
+              self->state.setup->engine);
+            fail_fatally(self, "journal: " + to_string(err));
+          });
+  return {
+    [=](result_atom, const std::vector<attempt_result>& results) {
+      on_results(self, results);
+    },
+    [=](started_atom, const attempt_started& x) {
+      auto& st = self->state;
+      if (!st.engine)
+        return;
+      auto& t = st.engine->tasks()[x.index];
+      if (t.status != task_status::running || t.attempt != x.attempt)
+        return;
+      st.pgids[x.index] = x.pid;
+      // Cancelled while the process was starting: stop it now.
+      if (t.cancel_requested)
+        kill_running(self, {x.index});
+    },
+    [=](cancel_atom) {
+      if (self->state.started)
+        cancel_run(self, "Run cancelled by user request.", false);
+    },
+    [=](hardkill_atom) {
+      for (auto& [index, pgid] : self->state.pgids)
+        kill_process_group(pgid, SIGKILL);
+    },
+    [=](deadline_atom) {
+      auto minutes = self->state.setup->max_run_ms / 60000;
+      cancel_run(self,
+                 fmt::format("Run exceeded limits.maxRunMinutes ({} min).",
+                             minutes),
+                 true);
+    },
+    [=](housekeep_atom) { housekeep(self); },
+  };
+}
+
+} // namespace crew

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/journal.hpp"
+#include "messages/type_ids.hpp"
+#include "runtime/run_setup.hpp"
+
+namespace crew {
+
+/// Owns one run: its task graph (event-sourced through a run_engine), its
+/// workers and its event stream. Dispatches ready tasks as slots free,
+/// ships events to the journal in batches, and reports progress and the
+/// final status (only once durable) to a listener.
+using run_actor = caf::typed_actor<
+  caf::reacts_to<result_atom, std::vector<attempt_result>>,
+  caf::reacts_to<started_atom, attempt_started>,
+  caf::reacts_to<cancel_atom>>;
+
+/// Private protocol: the public one plus self-sent timers.
+using run_impl = run_actor::extend<caf::reacts_to<hardkill_atom>,
+                                   caf::reacts_to<deadline_atom>,
+                                   caf::reacts_to<housekeep_atom>>;
+
+/// A pooled simulated worker (load tests): same result protocol as the
+/// task_worker, no thread or process per attempt.
+using worker_pool_actor
+  = caf::typed_actor<caf::reacts_to<dispatch_atom, std::vector<sim_job>>,
+                     caf::reacts_to<cancel_atom>>;
+
+struct run_state {
+  static inline const char* name = "crew.run";
+
+  run_state() = default;
+
+  run_setup_ptr setup;
+  std::unique_ptr<run_engine> engine;
+  journal_actor journal;
+  caf::actor listener;
+  worker_pool_actor pool;
+  /// Live task_worker actors -> (task index, attempt).
+  std::unordered_map<caf::actor_addr, std::pair<uint32_t, uint32_t>> workers;
+  /// Running task index -> worker process group.
+  std::unordered_map<uint32_t, int32_t> pgids;
+  std::vector<uint32_t> dispatch_buf;
+  std::vector<sim_job> sim_buf;
+  uint64_t appends_in_flight = 0;
+  int64_t last_snapshot_ns = 0;
+  uint64_t snapshot_seq = 0;
+  bool started = false;
+  bool stopping = false; ///< final snapshot sent, waiting to quit
+  std::string fatal;     ///< journal failure: the run stops, state kept
+};
+
+run_impl::behavior_type run(run_impl::stateful_pointer<run_state> self,
+                            run_setup_ptr setup, journal_actor journal,
+                            caf::actor listener);
+
+} // namespace crew

@@ -1,0 +1,90 @@
+#include "actors/task_worker.hpp"
+
+#include <chrono>
+#include <filesystem>
+
+#include <caf/blocking_actor.hpp>
+
+#include "runtime/process.hpp"
+#include "store/atomic_file.hpp"
+
+namespace crew {
+
+namespace {
+
+attempt_result scaffold(const task_attempt& job) {
+  attempt_result res;
+  res.index = job.index;
+  res.attempt = job.attempt;
+  std::string body = "# Scaffold result for " + job.task_id
+                     + "\n\nNo worker was launched (runtime.mode scaffold). "
+                       "The prompt is in "
+                     + job.prompt_path + ".\n";
+  write_file_atomic(job.result_path, body, false);
+  res.ok = true;
+  res.exit_code = 0;
+  return res;
+}
+
+attempt_result run_command(caf::blocking_actor* self, const run_actor& owner,
+                           const task_attempt& job) {
+  process_spec spec;
+  spec.command_line = job.command_line;
+  spec.cwd = job.cwd;
+  spec.env = job.env;
+  spec.stdin_data = job.prompt;
+  spec.stdout_path = job.result_path;
+  spec.stderr_path = job.log_path;
+  spec.timeout_ms = job.timeout_ms;
+  process_callbacks cb;
+  cb.on_spawn = [&](int pid) {
+    self->send(owner, started_atom_v,
+               attempt_started{job.index, job.attempt, pid});
+  };
+  auto out = run_process(spec, cb);
+  attempt_result res;
+  res.index = job.index;
+  res.attempt = job.attempt;
+  res.ok = out.success();
+  res.exit_code = out.signal == 0 ? out.exit_code : -1;
+  res.signal = out.signal;
+  res.duration_us = out.duration_ms * 1000;
+  if (!res.ok) {
+    res.error = out.error;
+    if (!out.stderr_tail.empty()) {
+      auto tail = out.stderr_tail;
+      while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
+        tail.pop_back();
+      if (auto nl = tail.rfind('\n'); nl != std::string::npos)
+        tail = tail.substr(nl + 1);
+      if (!tail.empty())
+        res.error += ": " + tail;
+    }
+  }
+  return res;
+}
+
+} // namespace
+
+void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job) {
+  attempt_result res;
+  res.index = job.index;
+  res.attempt = job.attempt;
+  try {
+    std::filesystem::create_directories(
+      std::filesystem::path{job.result_path}.parent_path());
+    std::filesystem::create_directories(
+      std::filesystem::path{job.log_path}.parent_path());
+    write_file_atomic(job.prompt_path, job.prompt + "\n", false);
+    if (job.backend == "scaffold")
+      res = scaffold(job);
+    else
+      res = run_command(self, owner, job);
+  } catch (const std::exception& e) {
+    res.ok = false;
+    res.error = std::string{"worker error: "} + e.what();
+  }
+  self->send(owner, result_atom_v, std::vector<attempt_result>{std::move(res)});
+}
+
+} // namespace crew

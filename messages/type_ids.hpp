@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/type_id.hpp> // CAF_BEGIN_TYPE_ID_BLOCK
+
+#include "messages/task.hpp"
+
+// The one type-ID block of the project. Names are the wire names: keep them
+// fully qualified. Atom texts are at most 10 characters and unique.
+CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(crew, (crew::task_attempt))
+  CAF_ADD_TYPE_ID(crew, (crew::sim_job))
+  CAF_ADD_TYPE_ID(crew, (std::vector<crew::sim_job>))
+  CAF_ADD_TYPE_ID(crew, (crew::attempt_started))
+  CAF_ADD_TYPE_ID(crew, (crew::attempt_result))
+  CAF_ADD_TYPE_ID(crew, (std::vector<crew::attempt_result>))
+  CAF_ADD_TYPE_ID(crew, (crew::run_progress))
+
+  /// run -> journal: append bytes of a run's log; reply: durable seq.
+  CAF_ADD_ATOM(crew, crew, append_atom, "append")
+  /// run -> journal: write manifest/tasks snapshots after the log is synced.
+  CAF_ADD_ATOM(crew, crew, snapshot_atom, "snapshot")
+  /// journal -> journal: group commit point.
+  CAF_ADD_ATOM(crew, crew, commit_atom, "commit")
+  /// run -> sim pool / task_worker: start attempts.
+  CAF_ADD_ATOM(crew, crew, dispatch_atom, "dispatch")
+  /// worker -> run: attempt results / a process started.
+  CAF_ADD_ATOM(crew, crew, result_atom, "result")
+  CAF_ADD_ATOM(crew, crew, started_atom, "started")
+  /// anyone -> run: cancel; run -> self: kill stragglers, time limit.
+  CAF_ADD_ATOM(crew, crew, cancel_atom, "cancel")
+  CAF_ADD_ATOM(crew, crew, hardkill_atom, "hardkill")
+  CAF_ADD_ATOM(crew, crew, deadline_atom, "deadline")
+  /// run -> subscriber: progress and the final status.
+  CAF_ADD_ATOM(crew, crew, progress_atom, "progress")
+  CAF_ADD_ATOM(crew, crew, finished_atom, "finished")
+  /// run -> self: periodic snapshot / progress / cancel-request poll.
+  CAF_ADD_ATOM(crew, crew, housekeep_atom, "housekeep")
+  /// sim pool -> self: deliver due results.
+  CAF_ADD_ATOM(crew, crew, due_atom, "due")
+  /// node: start a run.
+  CAF_ADD_ATOM(crew, crew, start_atom, "start")
+
+CAF_END_TYPE_ID_BLOCK(crew)

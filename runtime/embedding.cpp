@@ -1,0 +1,130 @@
+// The embedding API (include/crew/crew.hpp). Lives in the crew_core target,
+// above the actors it wires together.
+
+#include "crew/crew.hpp"
+
+#include <chrono>
+#include <optional>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/node.hpp"
+#include "messages/errors.hpp"
+
+namespace crew {
+
+namespace {
+
+caf::actor_system_config& configure(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::crew>();
+  cfg.set("logger.console", caf::atom("none"));
+  return cfg;
+}
+
+} // namespace
+
+struct runtime::impl {
+  caf::actor_system_config cfg;
+  std::optional<caf::actor_system> own;
+  caf::actor_system* sys = nullptr;
+  node_actor node;
+
+  explicit impl(fsync_policy policy) {
+    own.emplace(configure(cfg));
+    sys = &*own;
+    node = sys->spawn(crew::node, policy);
+  }
+
+  impl(caf::actor_system& s, fsync_policy policy) : sys(&s) {
+    node = sys->spawn(crew::node, policy);
+  }
+
+  ~impl() {
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+  }
+};
+
+runtime::runtime(fsync_policy policy) : impl_(std::make_unique<impl>(policy)) {
+  // nop
+}
+
+runtime::runtime(caf::actor_system& sys, fsync_policy policy)
+  : impl_(std::make_unique<impl>(sys, policy)) {
+  // nop
+}
+
+runtime::~runtime() = default;
+
+run_progress runtime::execute(run_setup_ptr setup,
+                              const std::function<void(const run_progress&)>& on_progress,
+                              const std::atomic<bool>* interrupt) {
+  caf::scoped_actor self{*impl_->sys};
+  run_actor handle;
+  self->request(impl_->node, caf::infinite, start_atom_v, std::move(setup),
+                caf::actor{self})
+    .receive([&](run_actor h) { handle = std::move(h); },
+             [&](const caf::error& err) {
+               throw io_error("cannot start the run: " + to_string(err));
+             });
+  self->monitor(handle);
+  run_progress last;
+  bool done = false;
+  bool cancel_sent = false;
+  while (!done) {
+    self->receive(
+      [&](progress_atom, const run_progress& p) {
+        last = p;
+        if (on_progress)
+          on_progress(p);
+      },
+      [&](finished_atom, const run_progress& p) {
+        last = p;
+        done = true;
+      },
+      [&](const caf::down_msg& dm) {
+        if (!done) {
+          last.finished = true;
+          if (last.status.rfind("error", 0) != 0)
+            last.status = "error: run actor stopped: " + to_string(dm.reason);
+          done = true;
+        }
+      },
+      caf::after(std::chrono::milliseconds{50}) >> [&] {
+        if (interrupt != nullptr && interrupt->load() && !cancel_sent) {
+          cancel_sent = true;
+          self->send(handle, cancel_atom_v);
+        }
+      });
+  }
+  return last;
+}
+
+double runtime::message_rate_baseline(uint64_t messages) {
+  // Two actors bounce batches of 256 sim_job values, as the run actor and
+  // the worker pool do; counts individual jobs.
+  using namespace std::chrono;
+  constexpr uint64_t batch = 256;
+  auto rounds = std::max<uint64_t>(1, messages / batch);
+  auto echo = impl_->sys->spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {
+      [](dispatch_atom, std::vector<sim_job>& jobs) { return jobs; },
+    };
+  });
+  caf::scoped_actor self{*impl_->sys};
+  std::vector<sim_job> jobs(batch);
+  auto start = steady_clock::now();
+  for (uint64_t i = 0; i < rounds; ++i)
+    self->request(echo, caf::infinite, dispatch_atom_v, jobs)
+      .receive([&](std::vector<sim_job>& x) { jobs = std::move(x); },
+               [](const caf::error&) {});
+  auto secs = duration<double>(steady_clock::now() - start).count();
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  return static_cast<double>(rounds * batch * 2) / secs;
+}
+
+} // namespace crew

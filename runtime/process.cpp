@@ -1,0 +1,615 @@
+#include "runtime/process.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace crew {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr size_t stderr_tail_max = 2048;
+constexpr size_t io_chunk = 64 * 1024;
+constexpr auto poll_interval = milliseconds{100};
+constexpr auto heartbeat_interval = milliseconds{250};
+// Grandchildren may hold the pipes open after the leader exits.
+constexpr auto drain_limit = milliseconds{1000};
+
+uint64_t elapsed_ms(clock_type::time_point since) {
+  auto d = clock_type::now() - since;
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(d).count());
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+/// Owns a file descriptor.
+class unique_fd {
+public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {
+    // nop
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+/// Blocks SIGPIPE on this thread while we write to the child's stdin, so a
+/// child that exits without reading turns into EPIPE instead of killing us.
+/// A SIGPIPE raised by our own write is pending on this thread only and is
+/// consumed before the old mask comes back.
+class sigpipe_guard {
+public:
+  sigpipe_guard() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+    was_blocked_ = sigismember(&old_, SIGPIPE) == 1;
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+  ~sigpipe_guard() {
+    if (!was_blocked_) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+      timespec zero{0, 0};
+      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+        // nop: drop the SIGPIPEs raised by our writes
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+private:
+  sigset_t old_;
+  bool was_blocked_ = false;
+};
+
+/// Kills and reaps a spawned child if we leave early (e.g. a callback threw).
+struct child_guard {
+  pid_t pid = -1;
+  bool reaped = false;
+  ~child_guard() {
+    if (pid > 0 && !reaped) {
+      kill_process_group(pid, SIGKILL);
+      int status = 0;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        // nop: retry
+      }
+    }
+  }
+};
+
+/// Creates a pipe whose ends are close-on-exec and numbered >= 3, so that
+/// dup2 onto 0/1/2 in the child always yields a fresh, inheritable fd.
+bool make_pipe(unique_fd& read_end, unique_fd& write_end, int& err) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    err = errno;
+    return false;
+  }
+  for (int& fd : fds) {
+    if (fd < 3) {
+      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (moved < 0) {
+        err = errno;
+        ::close(fds[0]);
+        ::close(fds[1]);
+        return false;
+      }
+      ::close(fd);
+      fd = moved;
+    }
+  }
+  read_end.reset(fds[0]);
+  write_end.reset(fds[1]);
+  return true;
+}
+
+void set_nonblocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0)
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/// Builds `environ` with `extra` entries replacing equal keys.
+bool build_env(const std::vector<std::string>& extra,
+               std::vector<std::string>& out, std::string& error) {
+  for (const auto& kv : extra) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      error = "invalid environment entry '" + kv + "' (expected KEY=VALUE)";
+      return false;
+    }
+  }
+  auto overridden = [&](std::string_view entry) {
+    auto key = entry.substr(0, entry.find('='));
+    return std::any_of(extra.begin(), extra.end(), [&](const auto& kv) {
+      return std::string_view{kv}.substr(0, kv.find('=')) == key;
+    });
+  };
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e)
+    if (!overridden(*e))
+      out.emplace_back(*e);
+  // Later duplicates in `extra` win: keep only the last entry per key.
+  for (size_t i = 0; i < extra.size(); ++i) {
+    auto key = std::string_view{extra[i]}.substr(0, extra[i].find('='));
+    bool later = false;
+    for (size_t j = i + 1; j < extra.size() && !later; ++j)
+      later = std::string_view{extra[j]}.substr(0, extra[j].find('=')) == key;
+    if (!later)
+      out.push_back(extra[i]);
+  }
+  return true;
+}
+
+/// One captured output stream: the pipe plus its optional capture file.
+struct output_stream {
+  unique_fd pipe;
+  unique_fd file;
+  uint64_t bytes = 0;
+  bool keep_tail = false;
+  std::string tail;
+
+  /// Reads what is available; returns false on EOF or a hard error.
+  bool read_some(char* buf, size_t size, bool& got_data) {
+    for (;;) {
+      auto n = ::read(pipe.get(), buf, size);
+      if (n > 0) {
+        got_data = true;
+        bytes += static_cast<uint64_t>(n);
+        if (file)
+          write_all(buf, static_cast<size_t>(n));
+        if (keep_tail) {
+          tail.append(buf, static_cast<size_t>(n));
+          if (tail.size() > 2 * stderr_tail_max)
+            tail.erase(0, tail.size() - stderr_tail_max);
+        }
+        continue;
+      }
+      if (n == 0)
+        return false;
+      if (errno == EINTR)
+        continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+  }
+
+  void write_all(const char* data, size_t size) {
+    while (size > 0) {
+      auto n = ::write(file.get(), data, size);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        // A full disk must not stall the child: keep draining the pipe.
+        file.reset();
+        return;
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+};
+
+bool open_capture(const std::string& path, unique_fd& fd, std::string& error) {
+  if (path.empty())
+    return true;
+  int raw
+      = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (raw < 0) {
+    error = "cannot open output file '" + path + "': " + errno_text(errno);
+    return false;
+  }
+  fd.reset(raw);
+  return true;
+}
+
+process_outcome spawn_failure(std::string what) {
+  process_outcome out;
+  out.error = "spawn failed: " + std::move(what);
+  return out;
+}
+
+} // namespace
+
+// -- helpers ------------------------------------------------------------------
+
+std::string signal_name(int sig) {
+  switch (sig) {
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGILL:
+      return "SIGILL";
+    case SIGTRAP:
+      return "SIGTRAP";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGPIPE:
+      return "SIGPIPE";
+    case SIGALRM:
+      return "SIGALRM";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGXCPU:
+      return "SIGXCPU";
+    case SIGXFSZ:
+      return "SIGXFSZ";
+    case SIGSYS:
+      return "SIGSYS";
+    default:
+      return "SIG" + std::to_string(sig);
+  }
+}
+
+void kill_process_group(int pgid, int sig) noexcept {
+  // pgid <= 1 would address our own group or every process: never do that.
+  if (pgid > 1)
+    ::kill(-pgid, sig); // ESRCH: the group is gone, nothing to do
+}
+
+bool process_alive(int pid) noexcept {
+  if (pid <= 0)
+    return false;
+  if (::kill(pid, 0) != 0 && errno != EPERM)
+    return false;
+  // kill(pid, 0) also succeeds for zombies; /proc tells them apart.
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return true; // no /proc: trust kill()
+  char buf[512];
+  auto n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0)
+    return true;
+  std::string_view stat{buf, static_cast<size_t>(n)};
+  auto paren = stat.rfind(')');
+  if (paren == std::string_view::npos || paren + 2 >= stat.size())
+    return true;
+  char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+uint64_t process_start_time(int pid) noexcept {
+  if (pid <= 0)
+    return 0;
+  try {
+    std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+    std::string stat;
+    if (!std::getline(in, stat))
+      return 0;
+    // comm (field 2) may contain spaces and parentheses: skip past the last
+    // ')'; the tokens after it start at field 3.
+    auto paren = stat.rfind(')');
+    if (paren == std::string::npos)
+      return 0;
+    std::istringstream fields{stat.substr(paren + 1)};
+    std::string token;
+    for (int field = 3; field <= 22; ++field)
+      if (!(fields >> token))
+        return 0;
+    return std::stoull(token);
+  } catch (...) {
+    return 0;
+  }
+}
+
+// -- run_process --------------------------------------------------------------
+
+process_outcome run_process(const process_spec& spec,
+                            const process_callbacks& callbacks) {
+  // posix_spawn has no portable chdir, so a wrapper shell changes directory
+  // and then execs the real command line: the pid stays the same and a
+  // missing directory cannot run the command anywhere else. The directory is
+  // checked up front so that a bad cwd is reported as a spawn failure.
+  std::vector<std::string> argv_store;
+  if (spec.cwd.empty()) {
+    argv_store = {"/bin/sh", "-c", spec.command_line};
+  } else {
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(spec.cwd, ec);
+    struct stat st;
+    int stat_err = ec ? ENOENT : 0;
+    if (stat_err == 0 && ::stat(dir.c_str(), &st) != 0)
+      stat_err = errno;
+    else if (stat_err == 0 && !S_ISDIR(st.st_mode))
+      stat_err = ENOTDIR;
+    if (stat_err != 0)
+      return spawn_failure("working directory '" + spec.cwd
+                           + "': " + errno_text(stat_err));
+    argv_store = {"/bin/sh",     "-c", R"(cd -- "$1" && exec /bin/sh -c "$2")",
+                  "crew-worker", dir,  spec.command_line};
+  }
+  std::vector<std::string> env_store;
+  std::string env_error;
+  if (!build_env(spec.env, env_store, env_error))
+    return spawn_failure(env_error);
+  std::vector<char*> argv;
+  for (auto& arg : argv_store)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& kv : env_store)
+    envp.push_back(kv.data());
+  envp.push_back(nullptr);
+
+  // Capture files and pipes.
+  output_stream out;
+  output_stream err;
+  err.keep_tail = true;
+  std::string open_error;
+  if (!open_capture(spec.stdout_path, out.file, open_error)
+      || !open_capture(spec.stderr_path, err.file, open_error))
+    return spawn_failure(open_error);
+  unique_fd in_read, in_write, out_write, err_write;
+  int pipe_err = 0;
+  if (!make_pipe(in_read, in_write, pipe_err)
+      || !make_pipe(out.pipe, out_write, pipe_err)
+      || !make_pipe(err.pipe, err_write, pipe_err))
+    return spawn_failure("pipe: " + errno_text(pipe_err));
+
+  // Spawn attributes: own process group, clean signal mask and dispositions.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  sigset_t all;
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
+                                      | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+  // Do not leak descriptors other code opened without O_CLOEXEC.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+  sigpipe_guard no_sigpipe;
+  child_guard child;
+  int rc = posix_spawn(&child.pid, "/bin/sh", &actions, &attr, argv.data(),
+                       envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    child.pid = -1;
+    return spawn_failure(errno_text(rc));
+  }
+  auto started = clock_type::now();
+  const pid_t pid = child.pid;
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
+
+  process_outcome result;
+  result.spawned = true;
+  if (callbacks.on_spawn)
+    callbacks.on_spawn(static_cast<int>(pid));
+
+  // Feed stdin without blocking; an empty payload is an immediate EOF.
+  size_t in_offset = 0;
+  if (spec.stdin_data.empty())
+    in_write.reset();
+  else
+    set_nonblocking(in_write.get());
+  set_nonblocking(out.pipe.get());
+  set_nonblocking(err.pipe.get());
+
+  const bool has_timeout = spec.timeout_ms > 0;
+  const auto deadline = started + milliseconds{spec.timeout_ms};
+  const auto grace = milliseconds{spec.kill_grace_ms};
+  bool terminating = false; // SIGTERM sent after timeout or cancel
+  bool killed = false;      // SIGKILL sent after grace
+  clock_type::time_point kill_at;
+  bool exited = false;
+  clock_type::time_point drain_until;
+  int status = 0;
+  auto last_beat = started - heartbeat_interval;
+  // With both pipes closed only waitpid tells us about the exit: back off
+  // from 1 ms so short commands finish promptly without busy waiting.
+  auto idle_wait = milliseconds{1};
+  std::vector<char> buf(io_chunk);
+
+  auto begin_termination = [&] {
+    terminating = true;
+    kill_process_group(pid, SIGTERM);
+    kill_at = clock_type::now() + grace;
+  };
+
+  while (out.pipe || err.pipe || !exited) {
+    auto now = clock_type::now();
+    // Timeout and cancel.
+    if (!terminating && !exited) {
+      if (has_timeout && now >= deadline) {
+        result.timed_out = true;
+        begin_termination();
+      } else if (callbacks.cancel != nullptr
+                 && callbacks.cancel->load(std::memory_order_relaxed)) {
+        result.cancelled = true;
+        begin_termination();
+      }
+    }
+    // The grace period covers stragglers too: a grandchild that ignores
+    // SIGTERM must not hold the pipes open for the whole drain period.
+    if (terminating && !killed && now >= kill_at) {
+      killed = true;
+      kill_process_group(pid, SIGKILL);
+    }
+    // Reap the leader.
+    if (!exited) {
+      auto w = waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno == ECHILD)) {
+        exited = true;
+        child.reaped = true;
+        drain_until = clock_type::now() + drain_limit;
+        in_write.reset();
+      }
+    }
+    if (exited
+        && ((!out.pipe && !err.pipe) || clock_type::now() >= drain_until))
+      break;
+    // Wait for I/O, at most poll_interval so timers are noticed quickly.
+    pollfd fds[3];
+    nfds_t nfds = 0;
+    int in_idx = -1, out_idx = -1, err_idx = -1;
+    if (in_write) {
+      in_idx = static_cast<int>(nfds);
+      fds[nfds++] = {in_write.get(), POLLOUT, 0};
+    }
+    if (out.pipe) {
+      out_idx = static_cast<int>(nfds);
+      fds[nfds++] = {out.pipe.get(), POLLIN, 0};
+    }
+    if (err.pipe) {
+      err_idx = static_cast<int>(nfds);
+      fds[nfds++] = {err.pipe.get(), POLLIN, 0};
+    }
+    auto wait = poll_interval;
+    now = clock_type::now();
+    if (has_timeout && !terminating && deadline > now)
+      wait = std::min(wait, std::chrono::ceil<milliseconds>(deadline - now));
+    if (exited)
+      wait = std::min(wait, std::chrono::ceil<milliseconds>(drain_until - now));
+    if (nfds == 0 && !exited) {
+      wait = std::min(wait, idle_wait);
+      idle_wait = std::min(idle_wait * 2, poll_interval);
+    }
+    int ready = ::poll(fds, nfds,
+                       static_cast<int>(std::max<int64_t>(0, wait.count())));
+    if (ready < 0) {
+      if (errno == EINTR)
+        continue;
+      break; // cannot happen with valid fds; the guard cleans up
+    }
+    if (ready == 0)
+      continue;
+    if (in_idx >= 0 && fds[in_idx].revents != 0) {
+      if (fds[in_idx].revents & (POLLERR | POLLHUP)) {
+        in_write.reset(); // the child closed its stdin
+      } else {
+        auto left = spec.stdin_data.size() - in_offset;
+        auto n = ::write(in_write.get(), spec.stdin_data.data() + in_offset,
+                         std::min(left, io_chunk));
+        if (n > 0) {
+          in_offset += static_cast<size_t>(n);
+          if (in_offset == spec.stdin_data.size())
+            in_write.reset();
+        } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+          in_write.reset(); // EPIPE: the child does not want more input
+        }
+      }
+    }
+    bool got_data = false;
+    if (out_idx >= 0 && fds[out_idx].revents != 0
+        && !out.read_some(buf.data(), buf.size(), got_data))
+      out.pipe.reset();
+    if (err_idx >= 0 && fds[err_idx].revents != 0
+        && !err.read_some(buf.data(), buf.size(), got_data))
+      err.pipe.reset();
+    if (got_data && callbacks.on_output) {
+      auto t = clock_type::now();
+      if (t - last_beat >= heartbeat_interval) {
+        last_beat = t;
+        callbacks.on_output();
+      }
+    }
+  }
+  out.pipe.reset();
+  err.pipe.reset();
+  in_write.reset();
+  if (terminating) {
+    // Stragglers that ignored SIGTERM or outlived the leader.
+    kill_process_group(pid, SIGKILL);
+  }
+  if (!exited) {
+    // Only reachable if poll failed: the guard's SIGKILL + waitpid applies.
+    result.error = "lost track of the process";
+    return result;
+  }
+
+  result.duration_ms = elapsed_ms(started);
+  result.stdout_bytes = out.bytes;
+  result.stderr_bytes = err.bytes;
+  if (err.tail.size() > stderr_tail_max)
+    err.tail.erase(0, err.tail.size() - stderr_tail_max);
+  result.stderr_tail = std::move(err.tail);
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  }
+  if (result.timed_out)
+    result.error = "timed out after " + std::to_string(spec.timeout_ms) + " ms";
+  else if (result.cancelled)
+    result.error = "cancelled";
+  else if (result.signal != 0)
+    result.error = "killed by signal " + std::to_string(result.signal) + " ("
+                   + signal_name(result.signal) + ")";
+  else if (result.exit_code != 0)
+    result.error = "exit code " + std::to_string(result.exit_code);
+  return result;
+}
+
+} // namespace crew

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace crew {
+
+/// Describes one worker process: a shell command line plus its stdio, working
+/// directory, environment and time limit.
+struct process_spec {
+  /// Run as `/bin/sh -c <command_line>`.
+  std::string command_line;
+  /// Working directory; empty inherits the caller's.
+  std::string cwd;
+  /// Extra `KEY=VALUE` entries; they override or extend `environ`.
+  std::vector<std::string> env;
+  /// Written to the child's stdin, which is closed afterwards.
+  std::string stdin_data;
+  /// Capture files (created or truncated); empty discards the stream.
+  std::string stdout_path;
+  std::string stderr_path;
+  /// Wall-clock limit in ms; 0 disables. On expiry the process group gets
+  /// SIGTERM, then SIGKILL after `kill_grace_ms`.
+  uint64_t timeout_ms = 0;
+  /// Delay in ms between SIGTERM and SIGKILL on timeout or cancel.
+  uint64_t kill_grace_ms = 3000;
+};
+
+/// Reports how a worker process ended.
+struct process_outcome {
+  bool spawned = false;
+  int exit_code = -1; ///< -1 unless the process exited normally
+  int signal = 0;     ///< the signal that killed the leader, 0 if none
+  bool timed_out = false;
+  bool cancelled = false; ///< `process_callbacks::cancel` fired
+  /// Human text, empty on success: "exit code 3", "killed by signal 9
+  /// (SIGKILL)", "timed out after 500 ms", "cancelled", "spawn failed: ...".
+  std::string error;
+  std::string stderr_tail; ///< the last <= 2 KiB of stderr
+  uint64_t stdout_bytes = 0;
+  uint64_t stderr_bytes = 0;
+  uint64_t duration_ms = 0; ///< from spawn until the pipes are closed
+
+  bool success() const noexcept {
+    return spawned && signal == 0 && exit_code == 0 && !timed_out && !cancelled;
+  }
+};
+
+/// Hooks into a running worker process. Callbacks run on the calling thread.
+struct process_callbacks {
+  /// Receives the pid (which is also the process group id) after spawning.
+  std::function<void(int pid)> on_spawn;
+  /// Heartbeat: called at most every 250 ms while output flows.
+  std::function<void()> on_output;
+  /// Once it reads true, the process group gets SIGTERM, SIGKILL after grace.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+/// Runs one worker process to completion, blocking the calling thread (meant
+/// for a dedicated thread). The worker leads its own process group; timeout
+/// and cancel terminate the whole group. Never throws for process failures:
+/// they are reported in the outcome, spawn failures with `spawned == false`.
+process_outcome run_process(const process_spec& spec,
+                            const process_callbacks& callbacks = {});
+
+/// Sends `sig` to the process group `pgid`, ignoring a group that is gone.
+void kill_process_group(int pgid, int sig) noexcept;
+
+/// Checks whether `pid` names a live process: `kill(pid, 0)` succeeds or
+/// fails with EPERM. A zombie (exited, not yet reaped) counts as dead.
+bool process_alive(int pid) noexcept;
+
+/// Returns the start time of `pid` in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`), or 0 if unknown. Together with the pid it identifies
+/// a process across pid reuse.
+uint64_t process_start_time(int pid) noexcept;
+
+/// Returns the abbreviated name of a signal ("SIGKILL"), or "SIG<n>".
+std::string signal_name(int sig);
+
+} // namespace crew

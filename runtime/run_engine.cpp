@@ -1,0 +1,399 @@
+#include "runtime/run_engine.hpp"
+
+#include <fmt/format.h>
+
+#include "store/event_log.hpp"
+#include "store/clock.hpp"
+#include "store/json_writer.hpp"
+
+namespace crew {
+
+namespace {
+
+int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_unix_ms(int64_t ms) {
+  return std::chrono::system_clock::time_point{std::chrono::milliseconds{ms}};
+}
+
+/// Event times are kept at millisecond precision so that a replay of the log
+/// reproduces exactly the timestamps held in memory.
+std::chrono::system_clock::time_point now_ms() {
+  return from_unix_ms(unix_ms(std::chrono::system_clock::now()));
+}
+
+int64_t steady_ns() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+run_engine::run_engine(std::string run_id, const std::vector<planned_task>& plan,
+                       uint64_t last_seq, engine_options opts)
+  : run_id_(std::move(run_id)),
+    plan_(plan),
+    opts_(std::move(opts)),
+    tasks_(plan.size()),
+    dependents_(plan.size()),
+    seq_(last_seq),
+    durable_(last_seq) {
+  if (opts_.max_concurrent == 0)
+    opts_.max_concurrent = 1;
+  for (uint32_t i = 0; i < plan.size(); ++i)
+    for (auto dep : plan[i].deps)
+      dependents_[dep].push_back(i);
+  open_ = static_cast<uint32_t>(plan.size());
+  counts_[static_cast<int>(task_status::queued)] = open_;
+}
+
+void run_engine::load_states(const std::vector<task_state>& states) {
+  for (auto& c : counts_)
+    c = 0;
+  open_ = 0;
+  for (uint32_t i = 0; i < tasks_.size() && i < states.size(); ++i) {
+    auto& t = tasks_[i];
+    auto& s = states[i];
+    t.status = s.status;
+    t.attempt = static_cast<uint32_t>(s.attempts.size());
+    t.exit_code = s.exit_code;
+    t.has_exit_code = s.has_exit_code;
+    if (!s.error.empty())
+      errors_[i] = s.error;
+  }
+  for (auto& t : tasks_) {
+    ++counts_[static_cast<int>(t.status)];
+    if (!is_terminal(t.status))
+      ++open_;
+  }
+}
+
+void run_engine::emit(std::string_view type, std::string_view task_id,
+                      std::string_view message, std::string_view data,
+                      clock::time_point now) {
+  event_fields ev;
+  ev.type = type;
+  ev.run_id = run_id_;
+  ev.task_id = task_id;
+  ev.message = message;
+  ev.data_json = data;
+  ev.seq = ++seq_;
+  ev.time = now;
+  append_event_line(buf_, ev);
+}
+
+void run_engine::record(std::string_view type, std::string_view message,
+                        std::string_view data) {
+  emit(type, {}, message, data, now_ms());
+}
+
+std::string run_engine::take_events() {
+  std::string out;
+  out.swap(buf_);
+  buf_.reserve(out.capacity() / 2);
+  return out;
+}
+
+void run_engine::emit_run_status(run_status st, std::string_view summary) {
+  status_ = st;
+  summary_ = std::string{summary};
+  scratch_.clear();
+  fmt::format_to(std::back_inserter(scratch_), "run.{}", to_string(st));
+  auto type = scratch_;
+  emit(type, {}, summary, {}, now_ms());
+}
+
+void run_engine::start(std::string_view summary, bool resume) {
+  auto now = now_ms();
+  if (resume) {
+    // Every task that did not complete runs again (interrupted attempts
+    // included): at-least-once execution, one terminal state per task.
+    for (uint32_t i = 0; i < tasks_.size(); ++i) {
+      auto& t = tasks_[i];
+      if (t.status == task_status::completed || t.status == task_status::queued)
+        continue;
+      scratch_.clear();
+      fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
+                     to_string(t.status));
+      auto data = scratch_;
+      --counts_[static_cast<int>(t.status)];
+      ++counts_[static_cast<int>(task_status::queued)];
+      if (is_terminal(t.status))
+        ++open_;
+      t.status = task_status::queued;
+      t.started_ms = t.finished_ms = 0;
+      t.has_exit_code = false;
+      t.exit_code = 0;
+      errors_.erase(i);
+      emit("task.requeued", plan_[i].id, "Requeued by resume.", data, now);
+    }
+  }
+  emit_run_status(run_status::running, summary);
+  auto ns = steady_ns();
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto& t = tasks_[i];
+    if (t.status != task_status::queued)
+      continue;
+    uint32_t remaining = 0;
+    for (auto dep : plan_[i].deps)
+      if (tasks_[dep].status != task_status::completed)
+        ++remaining;
+    t.remaining_deps = remaining;
+    if (remaining == 0)
+      make_ready(i, ns);
+  }
+  // Dependencies that already failed (resume never leaves any, but a plan
+  // may be loaded mid-way) block their dependents.
+  maybe_finish();
+}
+
+void run_engine::make_ready(uint32_t index, int64_t now_ns) {
+  tasks_[index].ready_ns = now_ns;
+  ready_.push_back(index);
+}
+
+void run_engine::next_dispatch(std::vector<uint32_t>& out) {
+  if (cancelling_ || done())
+    return;
+  auto now = now_ms();
+  auto ms = unix_ms(now);
+  while (!ready_.empty() && running_ < opts_.max_concurrent
+         && seq_ - durable_ < opts_.backlog_limit) {
+    auto i = ready_.front();
+    ready_.pop_front();
+    auto& t = tasks_[i];
+    if (t.status != task_status::queued)
+      continue;
+    --counts_[static_cast<int>(task_status::queued)];
+    ++counts_[static_cast<int>(task_status::running)];
+    t.status = task_status::running;
+    ++t.attempt;
+    t.started_ms = ms;
+    t.finished_ms = 0;
+    ++running_;
+    auto& p = plan_[i];
+    scratch_.clear();
+    fmt::format_to(std::back_inserter(scratch_),
+                   R"({{"attempt":{},"role":)", t.attempt);
+    append_json_string(scratch_, p.role);
+    scratch_ += R"(,"agent":)";
+    append_json_string(scratch_, p.agent);
+    scratch_ += R"(,"runtime":)";
+    append_json_string(scratch_, opts_.runtime);
+    scratch_ += '}';
+    emit("task.started", p.id, {}, scratch_, now);
+    out.push_back(i);
+  }
+}
+
+void run_engine::finish_task(uint32_t index, task_status st,
+                             std::string_view message, std::string_view data,
+                             clock::time_point now) {
+  auto& t = tasks_[index];
+  if (t.status == task_status::running)
+    --running_;
+  --counts_[static_cast<int>(t.status)];
+  ++counts_[static_cast<int>(st)];
+  --open_;
+  t.status = st;
+  t.finished_ms = unix_ms(now);
+  if (!message.empty())
+    errors_[index] = std::string{message};
+  scratch_.clear();
+  scratch_ += "task.";
+  scratch_ += to_string(st);
+  auto type = scratch_;
+  emit(type, plan_[index].id, message, data, now);
+  releases_.emplace_back(seq_, index);
+}
+
+bool run_engine::on_result(const attempt_result& res) {
+  if (res.index >= tasks_.size())
+    return false;
+  auto& t = tasks_[res.index];
+  if (t.status != task_status::running || t.attempt != res.attempt)
+    return false;
+  auto now = now_ms();
+  t.exit_code = res.exit_code;
+  t.has_exit_code = res.exit_code >= 0;
+  std::string data;
+  fmt::format_to(std::back_inserter(data), R"({{"attempt":{})", res.attempt);
+  if (t.has_exit_code)
+    fmt::format_to(std::back_inserter(data), R"(,"exitCode":{})", res.exit_code);
+  if (res.signal != 0)
+    fmt::format_to(std::back_inserter(data), R"(,"signal":{})", res.signal);
+  fmt::format_to(std::back_inserter(data), R"(,"durationMs":{}}})",
+                 res.duration_us / 1000);
+  if (t.cancel_requested) {
+    finish_task(res.index, expired_ ? task_status::failed : task_status::cancelled,
+                stop_reason_, data, now);
+  } else if (res.ok) {
+    finish_task(res.index, task_status::completed, {}, data, now);
+  } else {
+    auto error = res.error.empty() ? std::string{"worker failed"} : res.error;
+    if (first_failed_.empty())
+      first_failed_ = plan_[res.index].id;
+    finish_task(res.index, task_status::failed, error, data, now);
+  }
+  return true;
+}
+
+void run_engine::skip_dependents(uint32_t failed_index) {
+  auto now = now_ms();
+  auto& failed_id = plan_[failed_index].id;
+  auto message = fmt::format("Blocked by failed task '{}'.", failed_id);
+  std::string data = R"({"blockedBy":)";
+  append_json_string(data, failed_id);
+  data += '}';
+  std::vector<uint32_t> stack{failed_index};
+  while (!stack.empty()) {
+    auto i = stack.back();
+    stack.pop_back();
+    for (auto d : dependents_[i]) {
+      if (tasks_[d].status != task_status::queued)
+        continue;
+      finish_task(d, task_status::skipped, message, data, now);
+      stack.push_back(d);
+    }
+  }
+}
+
+void run_engine::on_durable(uint64_t seq) {
+  if (seq <= durable_)
+    return;
+  durable_ = seq;
+  int64_t ns = 0;
+  while (!releases_.empty() && releases_.front().first <= seq) {
+    auto i = releases_.front().second;
+    releases_.pop_front();
+    auto& t = tasks_[i];
+    if (ns == 0)
+      ns = steady_ns();
+    switch (t.status) {
+      case task_status::completed:
+        if (opts_.record_latency && t.ready_ns != 0)
+          latencies_.push_back(static_cast<double>(ns - t.ready_ns) / 1e3);
+        for (auto d : dependents_[i]) {
+          auto& dt = tasks_[d];
+          if (dt.remaining_deps > 0 && --dt.remaining_deps == 0
+              && dt.status == task_status::queued && !cancelling_)
+            make_ready(d, ns);
+        }
+        break;
+      case task_status::failed:
+        skip_dependents(i);
+        break;
+      default:
+        break;
+    }
+  }
+  maybe_finish();
+}
+
+void run_engine::maybe_finish() {
+  if (done())
+    return;
+  if (open_ > 0) {
+    // Blocked: queued tasks remain, but nothing runs, nothing is ready and
+    // no terminal event waits to release dependents.
+    if (running_ == 0 && ready_.empty() && releases_.empty() && !cancelling_) {
+      auto now = now_ms();
+      blocked_ = true;
+      for (uint32_t i = 0; i < tasks_.size(); ++i)
+        if (tasks_[i].status == task_status::queued)
+          finish_task(i, task_status::skipped,
+                      "No ready queued task; dependency graph may be invalid.",
+                      {}, now);
+      releases_.clear();
+    } else {
+      return;
+    }
+  }
+  if (cancelling_ && expired_) {
+    emit_run_status(run_status::failed, stop_reason_);
+  } else if (cancelling_) {
+    emit_run_status(run_status::cancelled, stop_reason_);
+  } else if (counts_[static_cast<int>(task_status::failed)] > 0) {
+    emit_run_status(run_status::failed,
+                    fmt::format("Failed at task '{}'.", first_failed_));
+  } else if (blocked_) {
+    emit_run_status(run_status::blocked, "No ready queued task.");
+  } else {
+    emit_run_status(run_status::completed, "Team workflow completed.");
+  }
+  final_seq_ = seq_;
+}
+
+std::vector<uint32_t> run_engine::cancel(std::string reason) {
+  std::vector<uint32_t> running;
+  if (done() || cancelling_)
+    return running;
+  cancelling_ = true;
+  stop_reason_ = std::move(reason);
+  ready_.clear();
+  auto now = now_ms();
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto& t = tasks_[i];
+    if (t.status == task_status::queued) {
+      finish_task(i, expired_ ? task_status::skipped : task_status::cancelled,
+                  stop_reason_, {}, now);
+    } else if (t.status == task_status::running) {
+      t.cancel_requested = true;
+      running.push_back(i);
+    }
+  }
+  // Queued tasks need no release: nothing depends on a cancelled task any
+  // more. Only running attempts keep the run open.
+  releases_.clear();
+  maybe_finish();
+  return running;
+}
+
+std::vector<uint32_t> run_engine::expire(std::string reason) {
+  if (done() || cancelling_)
+    return {};
+  expired_ = true;
+  return cancel(std::move(reason));
+}
+
+std::string_view run_engine::error_of(uint32_t index) const {
+  auto i = errors_.find(index);
+  return i == errors_.end() ? std::string_view{} : std::string_view{i->second};
+}
+
+task_state run_engine::to_task_state(uint32_t index) const {
+  task_state out;
+  auto& t = tasks_[index];
+  out.status = t.status;
+  if (t.started_ms != 0)
+    out.started_at = iso_time(from_unix_ms(t.started_ms));
+  if (t.finished_ms != 0)
+    out.finished_at = iso_time(from_unix_ms(t.finished_ms));
+  out.error = std::string{error_of(index)};
+  out.exit_code = t.exit_code;
+  out.has_exit_code = t.has_exit_code;
+  return out;
+}
+
+run_progress run_engine::progress() const {
+  run_progress p;
+  p.run_id = run_id_;
+  p.status = to_string(status_);
+  p.total = static_cast<uint32_t>(tasks_.size());
+  p.queued = counts_[static_cast<int>(task_status::queued)];
+  p.running = counts_[static_cast<int>(task_status::running)];
+  p.completed = counts_[static_cast<int>(task_status::completed)];
+  p.failed = counts_[static_cast<int>(task_status::failed)];
+  p.skipped = counts_[static_cast<int>(task_status::skipped)];
+  p.cancelled = counts_[static_cast<int>(task_status::cancelled)];
+  p.events = seq_;
+  p.durable_seq = durable_;
+  p.finished = finished();
+  return p;
+}
+
+} // namespace crew

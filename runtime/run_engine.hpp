@@ -1,0 +1,180 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "messages/task.hpp"
+#include "store/model.hpp"
+
+namespace crew {
+
+/// Tuning of one run's scheduler.
+struct engine_options {
+  uint32_t max_concurrent = 1;   ///< ceiling on running tasks
+  uint64_t backlog_limit = 1u << 16; ///< un-synced events before dispatch pauses
+  std::string runtime = "child-process"; ///< label written into task.started
+  bool record_latency = false;   ///< keep ready->done latencies (load test)
+};
+
+/// The compact in-memory state of one task while a run executes.
+struct task_runtime {
+  task_status status = task_status::queued;
+  bool cancel_requested = false;
+  bool has_exit_code = false;
+  uint32_t attempt = 0;        ///< attempts started so far
+  uint32_t remaining_deps = 0; ///< dependencies not yet durably completed
+  int32_t exit_code = 0;
+  int64_t started_ms = 0;  ///< unix ms of the last task.started, 0 if none
+  int64_t finished_ms = 0; ///< unix ms of the terminal event, 0 if none
+  int64_t ready_ns = 0;    ///< steady-clock ns when it became ready
+};
+
+/// The event-sourced scheduler of one run: a pure state machine that the
+/// run actor drives. Every state change is an event appended to an internal
+/// buffer (pi-crew's JSONL line format); the actor ships those bytes to the
+/// journal and reports back which seq became durable.
+///
+/// Invariants it keeps: dependents are released only after the dependency's
+/// terminal event is durable; a failure skips exactly the transitive
+/// dependents; every task reaches exactly one terminal state and one
+/// terminal event; the final run event is emitted after every task event.
+class run_engine {
+public:
+  using clock = std::chrono::system_clock;
+
+  run_engine(std::string run_id, const std::vector<planned_task>& plan,
+             uint64_t last_seq, engine_options opts);
+
+  /// Loads task states rebuilt from the log (for resume) before start().
+  void load_states(const std::vector<task_state>& states);
+
+  /// Emits run.running and, when resuming, task.requeued for every task that
+  /// is not completed. Computes the initial ready set.
+  void start(std::string_view summary, bool resume);
+
+  /// Appends the tasks to start now (bounded by free slots and the un-synced
+  /// backlog) and emits their task.started events.
+  void next_dispatch(std::vector<uint32_t>& out);
+
+  /// Records the end of an attempt. Stale results (a task no longer running
+  /// that attempt) are ignored; returns false for them.
+  bool on_result(const attempt_result& res);
+
+  /// Everything up to `seq` is durable: release dependents, propagate skips,
+  /// detect blocked runs and emit the final run event when all is done.
+  void on_durable(uint64_t seq);
+
+  /// Cancels the run: queued tasks become cancelled at once, running ones
+  /// when their attempt ends. Returns the running task indices to kill.
+  std::vector<uint32_t> cancel(std::string reason);
+
+  /// Like cancel, for limits.maxRunMinutes: running tasks end failed and the
+  /// run ends failed.
+  std::vector<uint32_t> expire(std::string reason);
+
+  /// Records an informational event (e.g. a repaired log tail).
+  void record(std::string_view type, std::string_view message,
+              std::string_view data);
+
+  // -- event buffer -----------------------------------------------------------
+
+  bool has_events() const noexcept {
+    return !buf_.empty();
+  }
+
+  /// Hands over the buffered event lines (the buffer starts over).
+  std::string take_events();
+
+  uint64_t last_seq() const noexcept {
+    return seq_;
+  }
+
+  uint64_t durable_seq() const noexcept {
+    return durable_;
+  }
+
+  // -- state ------------------------------------------------------------------
+
+  /// The final run event was emitted (no more dispatch).
+  bool done() const noexcept {
+    return final_seq_ != 0;
+  }
+
+  /// The final run event is durable: the run may report its status.
+  bool finished() const noexcept {
+    return final_seq_ != 0 && durable_ >= final_seq_;
+  }
+
+  run_status status() const noexcept {
+    return status_;
+  }
+
+  const std::string& summary() const noexcept {
+    return summary_;
+  }
+
+  run_progress progress() const;
+
+  const std::vector<task_runtime>& tasks() const noexcept {
+    return tasks_;
+  }
+
+  /// Error text of a task, empty if none.
+  std::string_view error_of(uint32_t index) const;
+
+  /// Converts the compact state to the store's task_state (for snapshots).
+  task_state to_task_state(uint32_t index) const;
+
+  /// Ready->durably-done latencies in microseconds (record_latency only).
+  std::vector<double>& latencies_us() noexcept {
+    return latencies_;
+  }
+
+  bool running_any() const noexcept {
+    return running_ > 0;
+  }
+
+private:
+  void emit(std::string_view type, std::string_view task_id,
+            std::string_view message, std::string_view data,
+            clock::time_point now);
+  void emit_run_status(run_status st, std::string_view summary);
+  void finish_task(uint32_t index, task_status st, std::string_view message,
+                   std::string_view data, clock::time_point now);
+  void make_ready(uint32_t index, int64_t now_ns);
+  void skip_dependents(uint32_t failed_index);
+  void maybe_finish();
+
+  std::string run_id_;
+  const std::vector<planned_task>& plan_;
+  engine_options opts_;
+  std::vector<task_runtime> tasks_;
+  std::vector<std::vector<uint32_t>> dependents_;
+  std::unordered_map<uint32_t, std::string> errors_;
+  std::deque<uint32_t> ready_;
+  /// (seq of a terminal event, task index), in seq order.
+  std::deque<std::pair<uint64_t, uint32_t>> releases_;
+  std::string buf_;
+  std::string scratch_;
+  std::vector<double> latencies_;
+  uint64_t seq_ = 0;
+  uint64_t durable_ = 0;
+  uint64_t final_seq_ = 0;
+  uint32_t running_ = 0;
+  uint32_t open_ = 0; ///< tasks not yet terminal
+  uint32_t counts_[7] = {};
+  run_status status_ = run_status::queued;
+  std::string summary_;
+  std::string first_failed_;
+  bool cancelling_ = false;
+  bool expired_ = false;
+  bool blocked_ = false;
+  std::string stop_reason_;
+};
+
+} // namespace crew

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/run_engine.hpp"
+#include "runtime/sim.hpp"
+#include "store/model.hpp"
+#include "store/paths.hpp"
+
+namespace crew {
+
+/// Which kind of worker executes a run's attempts.
+enum class backend_kind : uint8_t {
+  command = 1, ///< agent `command:` lines, real processes
+  scaffold,    ///< prompts and placeholder results, no process
+  sim,         ///< simulated workers (load tests)
+};
+
+const char* to_string(backend_kind x) noexcept;
+
+/// Everything a run actor needs to execute (or resume) one run. Built by
+/// the runtime from resources and config; immutable once the actor starts.
+struct run_setup {
+  run_manifest manifest;
+  run_paths paths;
+  std::vector<planned_task> plan;
+  std::vector<task_state> states; ///< resume: states replayed from the log
+  bool resume = false;
+  engine_options engine;
+  backend_kind backend = backend_kind::command;
+  /// Per task (command backend): the shell command line; empty when the
+  /// agent has none (then the attempt fails with `missing_command_error`).
+  std::vector<std::string> commands;
+  std::vector<uint64_t> timeouts_ms; ///< per task, 0 = none
+  std::string missing_command_error;
+  sim_params sim;
+  uint64_t sim_hang_timeout_ms = 1000; ///< a hung sim attempt fails after this
+  uint64_t snapshot_interval_ms = 1000;
+  uint64_t max_run_ms = 0;             ///< limits.maxRunMinutes, 0 = none
+  uint64_t kill_grace_ms = 3000;
+  bool write_snapshots = true;
+  /// Keeps the run lock (run.lock) while the setup lives.
+  std::shared_ptr<void> lock;
+};
+
+using run_setup_ptr = std::shared_ptr<const run_setup>;
+
+} // namespace crew

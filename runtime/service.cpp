@@ -1,0 +1,470 @@
+#include "runtime/service.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <thread>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "messages/errors.hpp"
+#include "runtime/process.hpp"
+#include "store/atomic_file.hpp"
+#include "store/clock.hpp"
+#include "store/event_log.hpp"
+#include "store/json_writer.hpp"
+#include "store/snapshot.hpp"
+
+namespace fs = std::filesystem;
+
+namespace crew {
+
+namespace {
+
+// -- run lock -----------------------------------------------------------------
+
+struct lock_owner {
+  int64_t pid = 0;
+  uint64_t start = 0;
+};
+
+lock_owner read_lock(const fs::path& path) {
+  lock_owner out;
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    return out;
+  try {
+    auto j = nlohmann::json::parse(read_file(path));
+    out.pid = j.value("pid", int64_t{0});
+    out.start = j.value("startTime", uint64_t{0});
+  } catch (...) {
+    // unreadable lock: treat as stale
+  }
+  return out;
+}
+
+bool owner_alive(const lock_owner& o) {
+  if (o.pid <= 0 || !process_alive(static_cast<int>(o.pid)))
+    return false;
+  // A reused pid is not the owner: compare process start times.
+  return o.start == 0
+         || process_start_time(static_cast<int>(o.pid)) == o.start;
+}
+
+/// Holds `run.lock` (O_EXCL, {pid, startTime}) until destroyed.
+struct run_lock {
+  fs::path path;
+  ~run_lock() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+std::shared_ptr<void> acquire_lock(const fs::path& path, std::string_view run_id) {
+  for (int tries = 0; tries < 2; ++tries) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      auto pid = static_cast<int64_t>(::getpid());
+      auto body = fmt::format(R"({{"pid":{},"startTime":{},"createdAt":"{}"}})",
+                              pid, process_start_time(static_cast<int>(pid)),
+                              iso_now());
+      auto n = ::write(fd, body.data(), body.size());
+      ::close(fd);
+      if (n != static_cast<ssize_t>(body.size()))
+        throw io_error(fmt::format("{}: cannot write the run lock", path.string()));
+      auto lock = std::make_shared<run_lock>();
+      lock->path = path;
+      return lock;
+    }
+    if (errno != EEXIST)
+      throw io_error(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    auto owner = read_lock(path);
+    if (owner_alive(owner))
+      throw input_error(fmt::format(
+        "run '{}' is being executed by process {} (see {}); cancel it first",
+        run_id, owner.pid, path.string()));
+    std::error_code ec;
+    fs::remove(path, ec); // stale: its owner is gone
+  }
+  throw io_error(fmt::format("{}: cannot take the run lock", path.string()));
+}
+
+// -- helpers ------------------------------------------------------------------
+
+bool env_is(const char* name, const char* value) {
+  auto v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, value) == 0;
+}
+
+backend_kind backend_for(const crew_config& cfg) {
+  if (!cfg.execute_workers || env_is("PI_CREW_EXECUTE_WORKERS", "0")
+      || env_is("PI_TEAMS_EXECUTE_WORKERS", "0"))
+    return backend_kind::scaffold;
+  switch (cfg.runtime.mode) {
+    case runtime_mode::scaffold:
+      return backend_kind::scaffold;
+    case runtime_mode::sim:
+      return backend_kind::sim;
+    default:
+      return backend_kind::command;
+  }
+}
+
+std::string event_line(std::string_view type, std::string_view run_id,
+                       std::string_view task_id, std::string_view message,
+                       std::string_view data, uint64_t seq) {
+  std::string out;
+  event_fields ev;
+  ev.type = type;
+  ev.run_id = run_id;
+  ev.task_id = task_id;
+  ev.message = message;
+  ev.data_json = data;
+  ev.seq = seq;
+  ev.time = std::chrono::system_clock::now();
+  append_event_line(out, ev);
+  return out;
+}
+
+void write_snapshots(const run_paths& paths, const run_manifest& m,
+                     const std::vector<planned_task>& plan,
+                     const std::vector<task_state>& states) {
+  write_file_atomic(paths.tasks(), tasks_json(m.run_id, plan, states, m.cwd));
+  write_file_atomic(paths.manifest(), manifest_json(m));
+}
+
+void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
+  m.state_root = paths.state_dir.string();
+  m.artifacts_root = paths.artifacts_dir.string();
+  m.tasks_path = paths.tasks().string();
+  m.events_path = paths.events().string();
+}
+
+/// Fills backend-specific parts of a setup from the current resources.
+void fill_workers(run_setup& setup, const project_context& ctx) {
+  setup.commands.resize(setup.plan.size());
+  setup.timeouts_ms.resize(setup.plan.size());
+  for (size_t i = 0; i < setup.plan.size(); ++i) {
+    if (auto agent = ctx.resources.find_agent(setup.plan[i].agent)) {
+      setup.commands[i] = agent->command;
+      setup.timeouts_ms[i] = agent->timeout_ms;
+    }
+  }
+  setup.missing_command_error
+    = "agent '{}' has no `command:` and the pi backend is not available in "
+      "this build; give the agent a command, or run with "
+      "--set runtime.mode=scaffold";
+}
+
+void apply_config(run_setup& setup, const crew_config& cfg) {
+  setup.snapshot_interval_ms = cfg.store.snapshot_interval_ms;
+  if (cfg.limits.max_run_minutes)
+    setup.max_run_ms = uint64_t{*cfg.limits.max_run_minutes} * 60'000;
+}
+
+} // namespace
+
+fs::path crew_root_for(const fs::path& cwd) {
+  std::error_code ec;
+  if (!fs::is_directory(cwd, ec))
+    throw input_error(fmt::format("--cwd {}: not a directory", cwd.string()));
+  return find_project_root(fs::absolute(cwd)) / ".crew";
+}
+
+project_context load_project(const fs::path& cwd,
+                             const std::vector<std::string>& overrides) {
+  project_context ctx;
+  ctx.crew_root = crew_root_for(cwd);
+  ctx.project_root = ctx.crew_root.parent_path();
+  ctx.config = load_config(ctx.crew_root, user_config_file());
+  for (auto& kv : overrides)
+    apply_override(ctx.config, kv);
+  auto user_root = user_config_root();
+  ctx.resources = discover_resources(ctx.crew_root, user_root);
+  return ctx;
+}
+
+planned_run plan_run(const project_context& ctx, std::string_view team_name,
+                     std::string_view workflow_name) {
+  planned_run pr;
+  auto team = ctx.resources.find_team(team_name);
+  if (team == nullptr) {
+    std::string known;
+    for (auto& [name, t] : ctx.resources.teams)
+      known += (known.empty() ? "" : ", ") + name;
+    throw input_error(errc::not_found,
+                      fmt::format("unknown team '{}' (known: {})", team_name,
+                                  known));
+  }
+  pr.team = *team;
+  std::string wf_name{workflow_name};
+  if (wf_name.empty())
+    wf_name = team->default_workflow.empty() ? "default" : team->default_workflow;
+  auto workflow = ctx.resources.find_workflow(wf_name);
+  if (workflow == nullptr) {
+    std::string known;
+    for (auto& [name, w] : ctx.resources.workflows)
+      known += (known.empty() ? "" : ", ") + name;
+    throw input_error(errc::not_found,
+                      fmt::format("unknown workflow '{}' (known: {})", wf_name,
+                                  known));
+  }
+  pr.workflow = *workflow;
+  std::string errors;
+  for (auto& issue : validate_workflow_for_team(*team, *workflow)) {
+    if (issue.error)
+      errors += (errors.empty() ? "" : "\n") + issue.to_string();
+    else
+      pr.warnings.push_back(issue);
+  }
+  for (auto& role : team->roles)
+    if (ctx.resources.find_agent(role.agent) == nullptr)
+      errors += (errors.empty() ? "" : "\n")
+                + fmt::format("{}: role '{}': unknown agent '{}'", team->path,
+                              role.name, role.agent);
+  if (!errors.empty())
+    throw input_error(errors);
+  if (workflow->steps.empty())
+    throw input_error(fmt::format("{}: workflow '{}' has no steps",
+                                  workflow->path, workflow->name));
+  pr.plan = build_plan(*team, *workflow);
+  concurrency_inputs in;
+  in.workflow_name = workflow->name;
+  in.workflow_max = workflow->max_concurrency;
+  in.team_max = team->max_concurrency;
+  in.limit_max = ctx.config.limits.max_concurrent_workers.value_or(0);
+  in.allow_unbounded = ctx.config.limits.allow_unbounded_concurrency;
+  pr.concurrency = resolve_concurrency(in);
+  return pr;
+}
+
+run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
+                          const std::string& goal) {
+  if (goal.empty())
+    throw input_error("--goal: must not be empty");
+  auto setup = std::make_shared<run_setup>();
+  auto now = std::chrono::system_clock::now();
+  auto run_id = new_run_id(now);
+  setup->paths = make_run_paths(ctx.crew_root, run_id);
+  auto& m = setup->manifest;
+  m.run_id = run_id;
+  m.team = pr.team.name;
+  m.workflow = pr.workflow.name;
+  m.goal = goal;
+  m.status = run_status::queued;
+  m.workspace_mode = ctx.config.workspace
+                       ? to_string(*ctx.config.workspace)
+                       : pr.team.workspace_mode;
+  m.created_at = m.updated_at = iso_time(now);
+  m.cwd = ctx.project_root.string();
+  fill_manifest_paths(m, setup->paths);
+  setup->backend = backend_for(ctx.config);
+  m.runtime_mode = to_string(setup->backend);
+  m.owner_pid = ::getpid();
+  m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
+  m.summary = "Run created.";
+  setup->plan = pr.plan;
+  setup->engine.max_concurrent = pr.concurrency.max_concurrent;
+  setup->engine.runtime = m.runtime_mode;
+  apply_config(*setup, ctx.config);
+  fill_workers(*setup, ctx);
+  // Everything is validated: from here on the run exists on disk.
+  fs::create_directories(setup->paths.state_dir);
+  fs::create_directories(setup->paths.artifacts_dir);
+  setup->lock = acquire_lock(setup->paths.lock(), run_id);
+  write_file_atomic(setup->paths.plan(), plan_json(setup->plan));
+  write_file_atomic(setup->paths.artifacts_dir / "goal.md", goal + "\n");
+  {
+    auto log = event_log_writer::open(setup->paths.events());
+    std::string data = R"({"team":)";
+    append_json_string(data, m.team);
+    data += R"(,"workflow":)";
+    append_json_string(data, m.workflow);
+    data += fmt::format(R"(,"taskCount":{},"concurrency":{},"concurrencyReason":)",
+                        setup->plan.size(), pr.concurrency.max_concurrent);
+    append_json_string(data, pr.concurrency.reason);
+    data += '}';
+    log.append(event_line("run.created", run_id, {}, "Run created.", data, 1), 1);
+    log.sync();
+  }
+  m.seq = 1;
+  write_snapshots(setup->paths, m, setup->plan,
+                  std::vector<task_state>(setup->plan.size()));
+  return setup;
+}
+
+run_view load_run(const fs::path& crew_root, std::string_view run_id) {
+  require_valid_run_id(run_id);
+  run_view view;
+  auto paths = make_run_paths(crew_root, run_id);
+  std::error_code ec;
+  if (!fs::is_directory(paths.state_dir, ec))
+    throw input_error(errc::not_found,
+                      fmt::format("unknown run id '{}' (no {})", run_id,
+                                  paths.state_dir.string()));
+  view.manifest = parse_manifest(read_file(paths.manifest()),
+                                 paths.manifest().string());
+  view.plan = parse_plan(read_file(paths.plan()), paths.plan().string());
+  view.replay = replay_log(paths.events(), view.plan);
+  auto owner = read_lock(paths.lock());
+  view.owner_alive = owner_alive(owner);
+  view.owner_pid = owner.pid;
+  return view;
+}
+
+run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id) {
+  auto view = load_run(ctx.crew_root, run_id);
+  if (view.owner_alive)
+    throw input_error(fmt::format(
+      "run '{}' is still being executed by process {}; cancel it first",
+      run_id, view.owner_pid));
+  bool work_left = false;
+  for (auto& t : view.replay.tasks)
+    work_left = work_left || t.status != task_status::completed;
+  if (!work_left && view.replay.status == run_status::completed)
+    throw input_error(fmt::format(
+      "run '{}' already completed: nothing to resume", run_id));
+  auto setup = std::make_shared<run_setup>();
+  setup->paths = make_run_paths(ctx.crew_root, run_id);
+  setup->manifest = view.manifest;
+  auto& m = setup->manifest;
+  m.owner_pid = ::getpid();
+  m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
+  setup->plan = std::move(view.plan);
+  setup->states = std::move(view.replay.tasks);
+  setup->resume = true;
+  if (m.runtime_mode == "sim") {
+    setup->backend = backend_kind::sim;
+    setup->engine.max_concurrent = 256;
+  } else {
+    setup->backend = backend_for(ctx.config);
+    uint32_t team_max = 0, wf_max = 0;
+    if (auto team = ctx.resources.find_team(m.team))
+      team_max = team->max_concurrency;
+    if (auto wf = ctx.resources.find_workflow(m.workflow))
+      wf_max = wf->max_concurrency;
+    concurrency_inputs in;
+    in.workflow_name = m.workflow;
+    in.workflow_max = wf_max;
+    in.team_max = team_max;
+    in.limit_max = ctx.config.limits.max_concurrent_workers.value_or(0);
+    in.allow_unbounded = ctx.config.limits.allow_unbounded_concurrency;
+    setup->engine.max_concurrent = resolve_concurrency(in).max_concurrent;
+    fill_workers(*setup, ctx);
+  }
+  m.runtime_mode = to_string(setup->backend);
+  setup->engine.runtime = m.runtime_mode;
+  apply_config(*setup, ctx.config);
+  setup->lock = acquire_lock(setup->paths.lock(), run_id);
+  return setup;
+}
+
+cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
+                          uint64_t wait_ms) {
+  auto view = load_run(crew_root, run_id);
+  auto paths = make_run_paths(crew_root, run_id);
+  if (is_terminal(view.replay.status))
+    return cancel_outcome::already_terminal;
+  if (view.owner_alive) {
+    write_file_atomic(paths.cancel_request(),
+                      fmt::format(R"({{"requestedAt":"{}","pid":{}}})", iso_now(),
+                                  ::getpid()) + "\n");
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::chrono::milliseconds{wait_ms};
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+      std::error_code ec;
+      if (fs::exists(paths.lock(), ec))
+        continue; // the owner still works on it
+      auto after = load_run(crew_root, run_id);
+      if (is_terminal(after.replay.status))
+        return cancel_outcome::requested;
+    }
+    return cancel_outcome::timed_out;
+  }
+  // No live owner: the run was interrupted. Cancel it in its log directly.
+  auto lock = acquire_lock(paths.lock(), run_id);
+  auto log = event_log_writer::open(paths.events());
+  auto replay = replay_log(paths.events(), view.plan);
+  auto seq = log.last_seq();
+  std::string bytes;
+  const char* reason = "Run cancelled by user request.";
+  for (size_t i = 0; i < view.plan.size(); ++i) {
+    auto& t = replay.tasks[i];
+    if (is_terminal(t.status))
+      continue;
+    bytes += event_line("task.cancelled", run_id, view.plan[i].id, reason, {},
+                        ++seq);
+  }
+  bytes += event_line("run.cancelled", run_id, {}, reason, {}, ++seq);
+  log.append(bytes, seq);
+  log.sync();
+  replay = replay_log(paths.events(), view.plan);
+  auto m = view.manifest;
+  m.status = replay.status;
+  m.summary = replay.summary;
+  m.updated_at = iso_now();
+  m.seq = replay.last_seq;
+  m.owner_pid = 0;
+  write_snapshots(paths, m, view.plan, replay.tasks);
+  return cancel_outcome::cancelled_offline;
+}
+
+run_setup_ptr prepare_loadtest(const fs::path& crew_root,
+                               const loadtest_options& opts) {
+  if (opts.tasks == 0)
+    throw input_error("--tasks: must be at least 1");
+  if (opts.concurrency == 0)
+    throw input_error("--concurrency: must be at least 1");
+  for (auto [name, rate] : {std::pair{"--fail-rate", opts.fail_rate},
+                            std::pair{"--hang-rate", opts.hang_rate},
+                            std::pair{"--crash-rate", opts.crash_rate}})
+    if (!(rate >= 0 && rate <= 1))
+      throw input_error(fmt::format("{}: must be between 0 and 1", name));
+  auto setup = std::make_shared<run_setup>();
+  auto now = std::chrono::system_clock::now();
+  auto run_id = "loadtest_" + new_run_id(now).substr(5);
+  setup->paths = make_run_paths(crew_root, run_id);
+  auto& m = setup->manifest;
+  m.run_id = run_id;
+  m.team = "loadtest";
+  m.workflow = fmt::format("{}-{}", to_string(opts.shape), opts.tasks);
+  m.goal = "crew loadtest";
+  m.created_at = m.updated_at = iso_time(now);
+  m.cwd = crew_root.parent_path().string();
+  fill_manifest_paths(m, setup->paths);
+  setup->backend = backend_kind::sim;
+  m.runtime_mode = "sim";
+  m.owner_pid = ::getpid();
+  m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
+  setup->plan = synthetic_plan(opts.shape, opts.tasks, opts.seed);
+  setup->engine.max_concurrent = opts.concurrency;
+  setup->engine.runtime = "sim";
+  setup->engine.record_latency = true;
+  setup->sim.latency_ms = opts.latency_ms;
+  setup->sim.fail_rate = opts.fail_rate;
+  setup->sim.hang_rate = opts.hang_rate;
+  setup->sim.crash_rate = opts.crash_rate;
+  setup->sim.seed = opts.seed;
+  setup->sim_hang_timeout_ms = opts.hang_timeout_ms;
+  setup->snapshot_interval_ms = 0; // one snapshot, at the end
+  fs::create_directories(setup->paths.state_dir);
+  setup->lock = acquire_lock(setup->paths.lock(), run_id);
+  write_file_atomic(setup->paths.plan(), plan_json(setup->plan));
+  {
+    auto log = event_log_writer::open(setup->paths.events());
+    auto data = fmt::format(R"({{"team":"loadtest","workflow":"{}","taskCount":{}}})",
+                            m.workflow, opts.tasks);
+    log.append(event_line("run.created", run_id, {}, "Run created.", data, 1), 1);
+    log.sync();
+  }
+  m.seq = 1;
+  write_file_atomic(setup->paths.manifest(), manifest_json(m));
+  return setup;
+}
+
+} // namespace crew

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/resources.hpp"
+#include "config/validate.hpp"
+#include "runtime/concurrency.hpp"
+#include "runtime/planning.hpp"
+#include "runtime/run_setup.hpp"
+#include "store/replay.hpp"
+
+namespace crew {
+
+// The operations behind the CLI and the embedding API, in plain C++: load a
+// project, plan, create, resume, inspect and cancel runs. Bad input throws
+// input_error *before* anything on disk changes.
+
+/// A project root with its merged config and discovered resources.
+struct project_context {
+  std::filesystem::path project_root;
+  std::filesystem::path crew_root; ///< <project_root>/.crew
+  crew_config config;
+  resource_set resources;
+};
+
+/// Loads config (user < project < `overrides`) and resources for `cwd`.
+project_context load_project(const std::filesystem::path& cwd,
+                             const std::vector<std::string>& overrides);
+
+/// A validated task graph, not yet on disk.
+struct planned_run {
+  team_def team;
+  workflow_def workflow;
+  std::vector<planned_task> plan;
+  concurrency_decision concurrency;
+  std::vector<validation_issue> warnings;
+};
+
+/// Resolves team and workflow (empty workflow: the team's default, else
+/// `default`), validates them and builds the plan. Throws input_error naming
+/// the unknown or invalid resource.
+planned_run plan_run(const project_context& ctx, std::string_view team,
+                     std::string_view workflow);
+
+/// Creates the run on disk (plan.json, manifest.json, tasks.json, goal.md,
+/// events.jsonl with run.created) and returns what the run actor needs. The
+/// returned setup holds the run lock until it is destroyed.
+run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
+                          const std::string& goal);
+
+/// Prepares `run_id` to run again: replays its log, takes the run lock and
+/// requeues (in the run actor) every task that did not complete. Throws
+/// input_error if the run is unknown, still owned by a live process, or has
+/// nothing left to do.
+run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id);
+
+/// A run as found on disk: manifest, plan and the replayed log.
+struct run_view {
+  run_manifest manifest;
+  std::vector<planned_task> plan;
+  replay_state replay;
+  bool owner_alive = false; ///< a live process executes it now
+  int64_t owner_pid = 0;
+};
+
+/// Loads a run for inspection; never writes. Throws input_error(not_found)
+/// for an unknown id and input_error for a path-like one.
+run_view load_run(const std::filesystem::path& crew_root, std::string_view run_id);
+
+enum class cancel_outcome : uint8_t {
+  requested = 1,    ///< the owning process was asked and confirmed
+  cancelled_offline,///< no live owner: cancelled directly in the log
+  already_terminal, ///< nothing to do
+  timed_out,        ///< the owner did not confirm within the wait
+};
+
+/// Cancels a run: asks the live owner (which kills its workers) and waits up
+/// to `wait_ms` for the cancelled status, or cancels an ownerless run
+/// directly in its log.
+cancel_outcome cancel_run(const std::filesystem::path& crew_root,
+                          std::string_view run_id, uint64_t wait_ms = 30000);
+
+/// Options of `crew loadtest`.
+struct loadtest_options {
+  uint32_t tasks = 10000;
+  graph_shape shape = graph_shape::fanout;
+  uint32_t concurrency = 256;
+  double fail_rate = 0, hang_rate = 0, crash_rate = 0;
+  double latency_ms = 0;
+  uint64_t seed = 1;
+  fsync_mode fsync = fsync_mode::batch;
+  uint64_t hang_timeout_ms = 200;
+};
+
+/// Creates a synthetic sim run under `crew_root` (no resources involved).
+run_setup_ptr prepare_loadtest(const std::filesystem::path& crew_root,
+                               const loadtest_options& opts);
+
+/// The crew root (`<project>/.crew`) for a --cwd argument.
+std::filesystem::path crew_root_for(const std::filesystem::path& cwd);
+
+} // namespace crew

@@ -1,0 +1,127 @@
+#include "store/atomic_file.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "messages/errors.hpp"
+
+namespace crew {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<uint64_t> tmp_counter{0};
+
+[[noreturn]] void fail(std::string_view what, const fs::path& path, int err) {
+  throw io_error(
+      fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
+}
+
+// Closes the fd on scope exit unless released.
+struct fd_guard {
+  int fd;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+} // namespace
+
+void fsync_directory(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    fail("cannot open directory", dir, errno);
+  fd_guard guard{fd};
+  if (::fsync(fd) != 0 && errno != EINVAL)
+    fail("cannot fsync directory", dir, errno);
+}
+
+void write_file_atomic(const fs::path& path, std::string_view content,
+                       bool durable) {
+  auto dir = path.parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec)
+      throw io_error(fmt::format("cannot create directory {}: {}", dir.string(),
+                                 ec.message()));
+  }
+  auto tmp = path;
+  tmp += fmt::format(".{}.{}.tmp", ::getpid(), tmp_counter.fetch_add(1));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    fail("cannot create", tmp, errno);
+  auto abort_with = [&](std::string_view what, int err) {
+    if (fd >= 0)
+      ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(what, path, err);
+  };
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      abort_with("cannot write", errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (durable && ::fsync(fd) != 0)
+    abort_with("cannot fsync", errno);
+  if (::close(fd) != 0) {
+    fd = -1;
+    abort_with("cannot close", errno);
+  }
+  fd = -1;
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    abort_with("cannot rename temporary file onto", errno);
+  if (durable)
+    fsync_directory(dir);
+}
+
+std::string read_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      throw input_error(errc::not_found,
+                        fmt::format("{}: no such file", path.string()));
+    fail("cannot open", path, errno);
+  }
+  fd_guard guard{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    fail("cannot stat", path, errno);
+  std::string result;
+  result.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  for (;;) {
+    if (got == result.size())
+      result.resize(got + 4096 + got / 2); // the file grew since fstat
+    auto n = ::read(fd, result.data() + got, result.size() - got);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail("cannot read", path, errno);
+    }
+    if (n == 0)
+      break;
+    got += static_cast<size_t>(n);
+  }
+  result.resize(got);
+  return result;
+}
+
+} // namespace crew

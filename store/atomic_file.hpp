@@ -1,0 +1,26 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace crew {
+
+/// Replaces the content of `path` atomically: writes `content` to
+/// `<path>.<pid>.<n>.tmp` in the same directory (creating the directory if
+/// needed), fsyncs it when `durable`, renames it over `path` and then fsyncs
+/// the directory when `durable`. Readers see either the old or the new file,
+/// never a mix. On failure removes the temporary file and throws `io_error`
+/// naming the path and the errno text.
+void write_file_atomic(const std::filesystem::path& path,
+                       std::string_view content, bool durable = true);
+
+/// Returns the whole content of `path`. Throws `input_error(errc::not_found)`
+/// naming the path if it does not exist, `io_error` on other failures.
+std::string read_file(const std::filesystem::path& path);
+
+/// Fsyncs the directory `dir` (makes a create/rename/unlink in it durable).
+/// Throws `io_error` on failure.
+void fsync_directory(const std::filesystem::path& dir);
+
+} // namespace crew

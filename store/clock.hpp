@@ -1,0 +1,21 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace crew {
+
+/// Formats `t` as ISO-8601 UTC with milliseconds, the way JavaScript's
+/// `Date.prototype.toISOString` does: `2026-11-26T01:15:45.123Z`.
+std::string iso_time(std::chrono::system_clock::time_point t);
+
+/// Appends the `iso_time` text of `t` to `out` (24 bytes). Hot path: the
+/// formatted `YYYY-MM-DDTHH:MM:SS.` prefix of the last second seen is cached
+/// per thread, so consecutive calls within one second only format the
+/// milliseconds.
+void append_iso_time(std::string& out, std::chrono::system_clock::time_point t);
+
+/// Returns `iso_time(std::chrono::system_clock::now())`.
+std::string iso_now();
+
+} // namespace crew

@@ -1,0 +1,423 @@
+#include "store/snapshot.hpp"
+
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "messages/errors.hpp"
+#include "store/json_writer.hpp"
+
+namespace crew {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+[[noreturn]] void corrupt(std::string_view path, std::string_view what) {
+  throw input_error(errc::corrupt_log, fmt::format("{}: {}", path, what));
+}
+
+ojson parse_json(std::string_view json, std::string_view path) {
+  try {
+    return ojson::parse(json.begin(), json.end());
+  } catch (const nlohmann::json::exception& e) {
+    corrupt(path, fmt::format("malformed JSON ({})", e.what()));
+  }
+}
+
+std::string get_str(const ojson& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string())
+    return {};
+  return it->get<std::string>();
+}
+
+void resolve_deps_impl(std::vector<planned_task>& plan, std::string_view what,
+                       errc code) {
+  std::unordered_map<std::string_view, uint32_t> by_task;
+  std::unordered_map<std::string_view, uint32_t> by_step;
+  by_task.reserve(plan.size());
+  by_step.reserve(plan.size());
+  for (uint32_t i = 0; i < plan.size(); ++i) {
+    if (!by_task.emplace(plan[i].id, i).second)
+      throw input_error(
+          code, fmt::format("{}: duplicate task id '{}'", what, plan[i].id));
+    by_step.emplace(plan[i].step_id, i); // first task with a step id wins
+  }
+  for (auto& t : plan) {
+    t.deps.clear();
+    t.deps.reserve(t.depends_on.size());
+    for (const auto& d : t.depends_on) {
+      auto it = by_step.find(d);
+      if (it == by_step.end()) {
+        it = by_task.find(d);
+        if (it == by_task.end())
+          throw input_error(code,
+                            fmt::format("{}: task '{}' depends on unknown "
+                                        "'{}'",
+                                        what, t.id, d));
+      }
+      t.deps.push_back(it->second);
+    }
+  }
+}
+
+// -- a minimal pretty printer in JSON.stringify(x, null, 2) layout ------------
+
+class pretty {
+public:
+  explicit pretty(std::string& out) : out_(out) {
+    // nop
+  }
+
+  void begin_object() {
+    out_.push_back('{');
+    ++depth_;
+    first_ = true;
+  }
+
+  void end_object() { close('}'); }
+
+  void begin_array() {
+    out_.push_back('[');
+    ++depth_;
+    first_ = true;
+  }
+
+  void end_array() { close(']'); }
+
+  // Starts a member `"key": ` (key must not need escaping).
+  void key(std::string_view k) {
+    next();
+    out_.push_back('"');
+    out_.append(k);
+    out_.append("\": ", 3);
+  }
+
+  // Starts an array element.
+  void element() { next(); }
+
+  void str(std::string_view s) { append_json_string(out_, s); }
+
+  void raw(std::string_view s) { out_.append(s); }
+
+  void member(std::string_view k, std::string_view s) {
+    key(k);
+    str(s);
+  }
+
+  void string_array(std::string_view k, const std::vector<std::string>& xs) {
+    key(k);
+    begin_array();
+    for (const auto& x : xs) {
+      element();
+      str(x);
+    }
+    end_array();
+  }
+
+private:
+  void next() {
+    if (!first_)
+      out_.push_back(',');
+    first_ = false;
+    newline();
+  }
+
+  void close(char c) {
+    --depth_;
+    if (!first_) // non-empty container
+      newline();
+    out_.push_back(c);
+    first_ = false;
+  }
+
+  void newline() {
+    out_.push_back('\n');
+    out_.append(static_cast<size_t>(depth_) * 2, ' ');
+  }
+
+  std::string& out_;
+  int depth_ = 0;
+  bool first_ = true;
+};
+
+} // namespace
+
+// -- manifest.json ------------------------------------------------------------
+
+std::string manifest_json(const run_manifest& m) {
+  ojson j;
+  j["schemaVersion"] = 1;
+  j["runId"] = m.run_id;
+  j["team"] = m.team;
+  if (!m.workflow.empty())
+    j["workflow"] = m.workflow;
+  j["goal"] = m.goal;
+  j["status"] = to_string(m.status);
+  j["workspaceMode"] = m.workspace_mode;
+  j["createdAt"] = m.created_at;
+  j["updatedAt"] = m.updated_at;
+  j["cwd"] = m.cwd;
+  j["stateRoot"] = m.state_root;
+  j["artifactsRoot"] = m.artifacts_root;
+  j["tasksPath"] = m.tasks_path;
+  j["eventsPath"] = m.events_path;
+  j["artifacts"] = ojson::array();
+  j["summary"] = m.summary;
+  j["snapshotSeq"] = m.seq;
+  if (!m.runtime_mode.empty())
+    j["runtime"] = m.runtime_mode;
+  if (m.owner_pid != 0)
+    j["owner"] = ojson{{"pid", m.owner_pid}, {"startTime", m.owner_start}};
+  auto out = j.dump(2);
+  out.push_back('\n');
+  return out;
+}
+
+run_manifest parse_manifest(std::string_view json,
+                            const std::string& path_for_errors) {
+  auto j = parse_json(json, path_for_errors);
+  if (!j.is_object())
+    corrupt(path_for_errors, "manifest is not a JSON object");
+  run_manifest m;
+  m.run_id = get_str(j, "runId");
+  if (m.run_id.empty())
+    corrupt(path_for_errors, "manifest has no runId");
+  m.team = get_str(j, "team");
+  m.workflow = get_str(j, "workflow");
+  m.goal = get_str(j, "goal");
+  auto status = get_str(j, "status");
+  if (!from_string(status, m.status))
+    corrupt(path_for_errors, fmt::format("unknown run status '{}'", status));
+  if (auto mode = get_str(j, "workspaceMode"); !mode.empty())
+    m.workspace_mode = std::move(mode);
+  m.created_at = get_str(j, "createdAt");
+  m.updated_at = get_str(j, "updatedAt");
+  m.cwd = get_str(j, "cwd");
+  m.state_root = get_str(j, "stateRoot");
+  m.artifacts_root = get_str(j, "artifactsRoot");
+  m.tasks_path = get_str(j, "tasksPath");
+  m.events_path = get_str(j, "eventsPath");
+  m.summary = get_str(j, "summary");
+  m.runtime_mode = get_str(j, "runtime");
+  try {
+    if (auto it = j.find("snapshotSeq"); it != j.end())
+      m.seq = it->get<uint64_t>();
+    if (auto it = j.find("owner"); it != j.end() && it->is_object()) {
+      m.owner_pid = it->value("pid", int64_t{0});
+      m.owner_start = it->value("startTime", uint64_t{0});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    corrupt(path_for_errors, fmt::format("bad field ({})", e.what()));
+  }
+  return m;
+}
+
+// -- tasks.json ---------------------------------------------------------------
+
+const char* queue_state(const std::vector<planned_task>& plan,
+                        const std::vector<task_state>& states, size_t i) {
+  switch (states[i].status) {
+    case task_status::queued:
+      for (auto d : plan[i].deps)
+        if (states[d].status != task_status::completed)
+          return "blocked";
+      return "ready";
+    case task_status::running:
+      return "running";
+    case task_status::completed:
+    case task_status::skipped:
+      return "done";
+    default:
+      return "blocked";
+  }
+}
+
+std::string tasks_json(std::string_view run_id,
+                       const std::vector<planned_task>& plan,
+                       const std::vector<task_state>& states,
+                       std::string_view cwd) {
+  if (plan.size() != states.size())
+    throw input_error(errc::invalid_input,
+                      fmt::format("tasks_json: {} planned tasks but {} states",
+                                  plan.size(), states.size()));
+  std::string out;
+  out.reserve(plan.size() * 700 + 16);
+  pretty w{out};
+  w.begin_array();
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& p = plan[i];
+    const auto& s = states[i];
+    w.element();
+    w.begin_object();
+    w.member("id", p.id);
+    w.member("runId", run_id);
+    w.member("stepId", p.step_id);
+    w.member("role", p.role);
+    w.member("agent", p.agent);
+    w.member("title", p.title);
+    w.member("status", to_string(s.status));
+    w.string_array("dependsOn", p.depends_on);
+    w.member("cwd", cwd);
+    if (!s.started_at.empty())
+      w.member("startedAt", s.started_at);
+    if (!s.finished_at.empty())
+      w.member("finishedAt", s.finished_at);
+    w.key("exitCode");
+    if (s.has_exit_code)
+      fmt::format_to(std::back_inserter(out), "{}", s.exit_code);
+    else
+      w.raw("null");
+    if (!p.model.empty())
+      w.member("model", p.model);
+    if (!s.error.empty())
+      w.member("error", s.error);
+    w.key("attempts");
+    w.begin_array();
+    for (const auto& a : s.attempts) {
+      w.element();
+      w.begin_object();
+      w.member("startedAt", a.started_at);
+      if (!a.ended_at.empty())
+        w.member("endedAt", a.ended_at);
+      if (!a.error.empty())
+        w.member("error", a.error);
+      w.end_object();
+    }
+    w.end_array();
+    w.key("graph");
+    w.begin_object();
+    w.member("taskId", p.id);
+    w.key("dependencies");
+    w.begin_array();
+    for (auto d : p.deps) {
+      w.element();
+      w.str(plan[d].id);
+    }
+    w.end_array();
+    w.member("queue", queue_state(plan, states, i));
+    w.end_object();
+    w.end_object();
+  }
+  w.end_array();
+  out.push_back('\n');
+  return out;
+}
+
+std::vector<task_state>
+parse_tasks(std::string_view json, const std::vector<planned_task>& plan,
+            const std::filesystem::path& path_for_errors) {
+  auto path = path_for_errors.string();
+  auto j = parse_json(json, path);
+  if (!j.is_array())
+    corrupt(path, "tasks file is not a JSON array");
+  std::unordered_map<std::string_view, size_t> index;
+  index.reserve(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i)
+    index.emplace(plan[i].id, i);
+  std::vector<task_state> states(plan.size());
+  size_t n = 0;
+  for (const auto& t : j) {
+    ++n;
+    if (!t.is_object())
+      corrupt(path, fmt::format("task #{} is not a JSON object", n));
+    auto id = get_str(t, "id");
+    auto it = index.find(id);
+    if (it == index.end())
+      corrupt(path, fmt::format("task '{}' is not in the plan", id));
+    auto& s = states[it->second];
+    auto status = get_str(t, "status");
+    if (!from_string(status, s.status))
+      corrupt(path, fmt::format("task '{}': unknown status '{}'", id, status));
+    s.started_at = get_str(t, "startedAt");
+    s.finished_at = get_str(t, "finishedAt");
+    s.error = get_str(t, "error");
+    if (auto ec = t.find("exitCode");
+        ec != t.end() && ec->is_number_integer()) {
+      s.exit_code = ec->get<int32_t>();
+      s.has_exit_code = true;
+    }
+    if (auto at = t.find("attempts"); at != t.end() && at->is_array()) {
+      for (const auto& a : *at) {
+        if (!a.is_object())
+          continue;
+        s.attempts.push_back(attempt_record{get_str(a, "startedAt"),
+                                            get_str(a, "endedAt"),
+                                            get_str(a, "error")});
+      }
+    }
+  }
+  return states;
+}
+
+// -- plan.json ----------------------------------------------------------------
+
+std::string plan_json(const std::vector<planned_task>& plan) {
+  std::string out;
+  out.reserve(plan.size() * 300 + 16);
+  pretty w{out};
+  w.begin_array();
+  for (const auto& p : plan) {
+    w.element();
+    w.begin_object();
+    w.member("id", p.id);
+    w.member("stepId", p.step_id);
+    w.member("role", p.role);
+    w.member("agent", p.agent);
+    w.member("title", p.title);
+    w.member("model", p.model);
+    w.member("task", p.task);
+    w.string_array("dependsOn", p.depends_on);
+    w.end_object();
+  }
+  w.end_array();
+  out.push_back('\n');
+  return out;
+}
+
+std::vector<planned_task>
+parse_plan(std::string_view json,
+           const std::filesystem::path& path_for_errors) {
+  auto path = path_for_errors.string();
+  auto j = parse_json(json, path);
+  if (!j.is_array())
+    corrupt(path, "plan is not a JSON array");
+  std::vector<planned_task> plan;
+  plan.reserve(j.size());
+  for (const auto& t : j) {
+    if (!t.is_object())
+      corrupt(path,
+              fmt::format("task #{} is not a JSON object", plan.size() + 1));
+    auto& p = plan.emplace_back();
+    p.id = get_str(t, "id");
+    if (p.id.empty())
+      corrupt(path, fmt::format("task #{} has no id", plan.size()));
+    p.step_id = get_str(t, "stepId");
+    p.role = get_str(t, "role");
+    p.agent = get_str(t, "agent");
+    p.title = get_str(t, "title");
+    p.model = get_str(t, "model");
+    p.task = get_str(t, "task");
+    if (auto d = t.find("dependsOn"); d != t.end()) {
+      if (!d->is_array())
+        corrupt(path,
+                fmt::format("task '{}': dependsOn is not an array", p.id));
+      for (const auto& x : *d) {
+        if (!x.is_string())
+          corrupt(path,
+                  fmt::format("task '{}': dependsOn holds a non-string", p.id));
+        p.depends_on.push_back(x.get<std::string>());
+      }
+    }
+  }
+  resolve_deps_impl(plan, path, errc::corrupt_log);
+  return plan;
+}
+
+void resolve_deps(std::vector<planned_task>& plan, std::string_view what) {
+  resolve_deps_impl(plan, what, errc::invalid_input);
+}
+
+} // namespace crew

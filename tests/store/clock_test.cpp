@@ -1,0 +1,44 @@
+#include "store/clock.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace crew;
+using namespace std::chrono;
+
+namespace {
+
+system_clock::time_point at(int64_t ms) {
+  return system_clock::time_point{milliseconds{ms}};
+}
+
+} // namespace
+
+TEST_CASE("clock: formats ISO-8601 UTC with milliseconds") {
+  // 2026-11-26T01:15:45.123Z
+  auto t = sys_days{year{2026} / 11 / 26} + hours{1} + minutes{15} + seconds{45}
+           + milliseconds{123};
+  CHECK_EQ(iso_time(t), "2026-11-26T01:15:45.123Z");
+  CHECK_EQ(iso_time(at(0)), "1970-01-01T00:00:00.000Z");
+  CHECK_EQ(iso_time(at(951782400007)), "2000-02-29T00:00:00.007Z");
+}
+
+TEST_CASE("clock: the cached prefix follows second and day changes") {
+  std::string out;
+  append_iso_time(out, at(1700000000999));
+  append_iso_time(out, at(1700000001000));
+  append_iso_time(out, at(1700006400000 - 1));
+  append_iso_time(out, at(1700006400000 + 86400000));
+  CHECK_EQ(out, "2023-11-14T22:13:20.999Z"
+                "2023-11-14T22:13:21.000Z"
+                "2023-11-14T23:59:59.999Z"
+                "2023-11-16T00:00:00.000Z");
+}
+
+TEST_CASE("clock: iso_now has the expected shape") {
+  auto s = iso_now();
+  REQUIRE_EQ(s.size(), 24u);
+  CHECK_EQ(s[4], '-');
+  CHECK_EQ(s[10], 'T');
+  CHECK_EQ(s[19], '.');
+  CHECK_EQ(s[23], 'Z');
+}
