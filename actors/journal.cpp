@@ -5,7 +5,6 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "messages/errors.hpp"
-#include "store/atomic_file.hpp"
 
 namespace crew {
 
@@ -104,23 +103,6 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
       return rp;
     },
     [=](commit_atom) { commit(self); },
-    [=](snapshot_atom, const std::string& run_id, const std::string& manifest_path,
-        const std::string& manifest, const std::string& tasks_path,
-        const std::string& tasks) {
-      // A snapshot must never be ahead of the durable log.
-      commit(self);
-      (void) run_id;
-      try {
-        if (!tasks_path.empty())
-          write_file_atomic(tasks_path, tasks, self->state.policy != fsync_policy::none);
-        if (!manifest_path.empty())
-          write_file_atomic(manifest_path, manifest,
-                            self->state.policy != fsync_policy::none);
-      } catch (const std::exception&) {
-        // Snapshots are caches of the log: a failed write only costs a
-        // longer replay; the next snapshot tries again.
-      }
-    },
     [=](caf::close_atom, const std::string& run_id) -> bool {
       commit(self);
       return self->state.logs.erase(run_id) > 0;

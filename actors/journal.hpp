@@ -28,10 +28,6 @@ using journal_actor = caf::typed_actor<
   /// Appends bytes ending with event `seq`; replies `seq` once durable.
   caf::replies_to<append_atom, std::string /*run id*/, std::string /*bytes*/,
                   uint64_t /*seq*/>::with<uint64_t>,
-  /// Writes manifest.json and tasks.json atomically once the log is synced.
-  caf::reacts_to<snapshot_atom, std::string /*run id*/,
-                 std::string /*manifest path*/, std::string /*manifest*/,
-                 std::string /*tasks path*/, std::string /*tasks*/>,
   /// Syncs and closes a run's log.
   caf::replies_to<caf::close_atom, std::string /*run id*/>::with<bool>>;
 

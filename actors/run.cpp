@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <iostream>
 
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>
@@ -17,6 +18,7 @@
 #include "observability/quantiles.hpp"
 #include "runtime/process.hpp"
 #include "runtime/prompt.hpp"
+#include "store/atomic_file.hpp"
 #include "store/clock.hpp"
 #include "store/snapshot.hpp"
 
@@ -55,30 +57,59 @@ void notify(self_ptr self, bool final) {
   }
 }
 
-/// Builds manifest.json and tasks.json for the state at the engine's last
-/// seq and hands them to the journal, which writes them after a sync.
-void send_snapshot(self_ptr self) {
+/// Read access to the engine's compact task states for snapshot writing.
+class engine_source : public task_state_source {
+public:
+  explicit engine_source(const run_engine& eng) : eng_(eng) {
+    // nop
+  }
+
+  task_status status(size_t i) const override {
+    return eng_.tasks()[i].status;
+  }
+
+  task_state state(size_t i) const override {
+    return eng_.to_task_state(static_cast<uint32_t>(i));
+  }
+
+private:
+  const run_engine& eng_;
+};
+
+/// Writes tasks.json and manifest.json for the engine's state, streamed and
+/// atomically. Only when every emitted event is durable: a snapshot is never
+/// ahead of the log (else the next housekeeping tick tries again).
+void write_snapshot(self_ptr self) {
   auto& st = self->state;
   auto& setup = *st.setup;
-  if (!setup.write_snapshots || st.snapshot_seq == st.engine->last_seq())
-    return;
   auto& eng = *st.engine;
+  if (!setup.write_snapshots || st.snapshot_seq == eng.last_seq()
+      || eng.durable_seq() != eng.last_seq() || eng.has_events())
+    return;
   auto manifest = setup.manifest;
   manifest.status = eng.status();
   manifest.summary = eng.summary();
   manifest.updated_at = iso_now();
   manifest.seq = eng.last_seq();
   manifest.runtime_mode = to_string(setup.backend);
-  manifest.owner_pid = is_terminal(eng.status()) ? 0 : manifest.owner_pid;
-  std::vector<task_state> states;
-  states.reserve(setup.plan.size());
-  for (uint32_t i = 0; i < setup.plan.size(); ++i)
-    states.push_back(eng.to_task_state(i));
-  self->send(st.journal, snapshot_atom_v, setup.manifest.run_id,
-             setup.paths.manifest().string(), manifest_json(manifest),
-             setup.paths.tasks().string(),
-             tasks_json(setup.manifest.run_id, setup.plan, states,
-                        setup.manifest.cwd));
+  if (is_terminal(eng.status()))
+    manifest.owner_pid = 0;
+  bool durable = setup.fsync != fsync_policy::none;
+  try {
+    write_file_atomic_with(
+      setup.paths.tasks(),
+      [&](const content_sink& sink) {
+        write_tasks_json(setup.manifest.run_id, setup.plan, engine_source{eng},
+                         setup.manifest.cwd, sink);
+      },
+      durable);
+    write_file_atomic(setup.paths.manifest(), manifest_json(manifest), durable);
+  } catch (const std::exception& e) {
+    // Snapshots are caches of the log: a failed write costs a longer replay
+    // only. Say so once per failure and keep running.
+    std::cerr << "crew: snapshot of run " << setup.manifest.run_id
+              << " not written: " << e.what() << "\n";
+  }
   st.snapshot_seq = eng.last_seq();
   st.last_snapshot_ns = steady_ns();
 }
@@ -88,8 +119,7 @@ void finish(self_ptr self) {
   if (st.stopping)
     return;
   st.stopping = true;
-  send_snapshot(self);
-  // The close reply arrives after the snapshot is written (same mailbox).
+  write_snapshot(self);
   self->request(st.journal, caf::infinite, caf::close_atom_v,
                 st.setup->manifest.run_id)
     .then([=](bool) {
@@ -298,10 +328,8 @@ void housekeep(self_ptr self) {
     cancel_run(self, "Run cancelled by user request.", false);
   }
   auto interval = static_cast<int64_t>(st.setup->snapshot_interval_ms) * 1'000'000;
-  if (interval > 0 && steady_ns() - st.last_snapshot_ns >= interval) {
-    flush(self);
-    send_snapshot(self);
-  }
+  if (interval > 0 && steady_ns() - st.last_snapshot_ns >= interval)
+    write_snapshot(self);
   self->delayed_send(self, housekeeping_interval, housekeep_atom_v);
 }
 

@@ -22,8 +22,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
 
   /// run -> journal: append bytes of a run's log; reply: durable seq.
   CAF_ADD_ATOM(crew, crew, append_atom, "append")
-  /// run -> journal: write manifest/tasks snapshots after the log is synced.
-  CAF_ADD_ATOM(crew, crew, snapshot_atom, "snapshot")
   /// journal -> journal: group commit point.
   CAF_ADD_ATOM(crew, crew, commit_atom, "commit")
   /// run -> sim pool / task_worker: start attempts.

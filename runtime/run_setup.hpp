@@ -8,6 +8,7 @@
 #include "runtime/run_engine.hpp"
 #include "runtime/sim.hpp"
 #include "store/model.hpp"
+#include "store/event_log.hpp"
 #include "store/paths.hpp"
 
 namespace crew {
@@ -42,6 +43,7 @@ struct run_setup {
   uint64_t max_run_ms = 0;             ///< limits.maxRunMinutes, 0 = none
   uint64_t kill_grace_ms = 3000;
   bool write_snapshots = true;
+  fsync_policy fsync = fsync_policy::batch; ///< also for snapshot writes
   /// Keeps the run lock (run.lock) while the setup lives.
   std::shared_ptr<void> lock;
 };

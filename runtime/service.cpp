@@ -162,11 +162,23 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
 
 void apply_config(run_setup& setup, const crew_config& cfg) {
   setup.snapshot_interval_ms = cfg.store.snapshot_interval_ms;
+  setup.fsync = to_policy(cfg.store.fsync);
   if (cfg.limits.max_run_minutes)
     setup.max_run_ms = uint64_t{*cfg.limits.max_run_minutes} * 60'000;
 }
 
 } // namespace
+
+fsync_policy to_policy(fsync_mode mode) noexcept {
+  switch (mode) {
+    case fsync_mode::none:
+      return fsync_policy::none;
+    case fsync_mode::always:
+      return fsync_policy::always;
+    default:
+      return fsync_policy::batch;
+  }
+}
 
 fs::path crew_root_for(const fs::path& cwd) {
   std::error_code ec;
@@ -452,6 +464,7 @@ run_setup_ptr prepare_loadtest(const fs::path& crew_root,
   setup->sim.seed = opts.seed;
   setup->sim_hang_timeout_ms = opts.hang_timeout_ms;
   setup->snapshot_interval_ms = 0; // one snapshot, at the end
+  setup->fsync = opts.fsync;
   fs::create_directories(setup->paths.state_dir);
   setup->lock = acquire_lock(setup->paths.lock(), run_id);
   write_file_atomic(setup->paths.plan(), plan_json(setup->plan));

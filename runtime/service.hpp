@@ -94,13 +94,16 @@ struct loadtest_options {
   double fail_rate = 0, hang_rate = 0, crash_rate = 0;
   double latency_ms = 0;
   uint64_t seed = 1;
-  fsync_mode fsync = fsync_mode::batch;
+  fsync_policy fsync = fsync_policy::batch;
   uint64_t hang_timeout_ms = 200;
 };
 
 /// Creates a synthetic sim run under `crew_root` (no resources involved).
 run_setup_ptr prepare_loadtest(const std::filesystem::path& crew_root,
                                const loadtest_options& opts);
+
+/// The store's fsync policy for a config value.
+fsync_policy to_policy(fsync_mode mode) noexcept;
 
 /// The crew root (`<project>/.crew`) for a --cwd argument.
 std::filesystem::path crew_root_for(const std::filesystem::path& cwd);

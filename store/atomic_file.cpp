@@ -46,8 +46,8 @@ void fsync_directory(const fs::path& dir) {
     fail("cannot fsync directory", dir, errno);
 }
 
-void write_file_atomic(const fs::path& path, std::string_view content,
-                       bool durable) {
+void write_file_atomic_with(const fs::path& path, const content_producer& produce,
+                            bool durable) {
   auto dir = path.parent_path();
   if (!dir.empty()) {
     std::error_code ec;
@@ -62,22 +62,33 @@ void write_file_atomic(const fs::path& path, std::string_view content,
   if (fd < 0)
     fail("cannot create", tmp, errno);
   auto abort_with = [&](std::string_view what, int err) {
-    if (fd >= 0)
+    if (fd >= 0) {
       ::close(fd);
+      fd = -1;
+    }
     ::unlink(tmp.c_str());
     fail(what, path, err);
   };
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    auto n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      abort_with("cannot write", errno);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  try {
+    produce([&](std::string_view content) {
+      const char* p = content.data();
+      size_t left = content.size();
+      while (left > 0) {
+        auto n = ::write(fd, p, left);
+        if (n < 0) {
+          if (errno == EINTR)
+            continue;
+          abort_with("cannot write", errno);
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+      }
+    });
+  } catch (...) {
+    if (fd >= 0)
+      ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
   if (durable && ::fsync(fd) != 0)
     abort_with("cannot fsync", errno);
@@ -90,6 +101,12 @@ void write_file_atomic(const fs::path& path, std::string_view content,
     abort_with("cannot rename temporary file onto", errno);
   if (durable)
     fsync_directory(dir);
+}
+
+void write_file_atomic(const fs::path& path, std::string_view content,
+                       bool durable) {
+  write_file_atomic_with(
+    path, [&](const content_sink& sink) { sink(content); }, durable);
 }
 
 std::string read_file(const fs::path& path) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,18 @@ namespace crew {
 /// naming the path and the errno text.
 void write_file_atomic(const std::filesystem::path& path,
                        std::string_view content, bool durable = true);
+
+/// Receives consecutive pieces of a file's content.
+using content_sink = std::function<void(std::string_view)>;
+
+/// Produces a file's content piece by piece into a sink.
+using content_producer = std::function<void(const content_sink&)>;
+
+/// Like `write_file_atomic`, but streams the content from `produce`, so a
+/// large snapshot never needs to exist as one string.
+void write_file_atomic_with(const std::filesystem::path& path,
+                            const content_producer& produce,
+                            bool durable = true);
 
 /// Returns the whole content of `path`. Throws `input_error(errc::not_found)`
 /// naming the path if it does not exist, `io_error` on other failures.

@@ -218,11 +218,11 @@ run_manifest parse_manifest(std::string_view json,
 // -- tasks.json ---------------------------------------------------------------
 
 const char* queue_state(const std::vector<planned_task>& plan,
-                        const std::vector<task_state>& states, size_t i) {
-  switch (states[i].status) {
+                        const task_state_source& states, size_t i) {
+  switch (states.status(i)) {
     case task_status::queued:
       for (auto d : plan[i].deps)
-        if (states[d].status != task_status::completed)
+        if (states.status(d) != task_status::completed)
           return "blocked";
       return "ready";
     case task_status::running:
@@ -235,6 +235,114 @@ const char* queue_state(const std::vector<planned_task>& plan,
   }
 }
 
+namespace {
+
+/// A task_state_source over a vector parallel to the plan.
+class vector_source : public task_state_source {
+public:
+  explicit vector_source(const std::vector<task_state>& xs) : xs_(xs) {
+    // nop
+  }
+
+  task_status status(size_t i) const override {
+    return xs_[i].status;
+  }
+
+  task_state state(size_t i) const override {
+    return xs_[i];
+  }
+
+private:
+  const std::vector<task_state>& xs_;
+};
+
+/// Appends one task object of tasks.json (inventory §1.5).
+void append_task(pretty& w, std::string& out, std::string_view run_id,
+                 const std::vector<planned_task>& plan,
+                 const task_state_source& states, size_t i,
+                 std::string_view cwd) {
+  const auto& p = plan[i];
+  auto s = states.state(i);
+  w.element();
+  w.begin_object();
+  w.member("id", p.id);
+  w.member("runId", run_id);
+  w.member("stepId", p.step_id);
+  w.member("role", p.role);
+  w.member("agent", p.agent);
+  w.member("title", p.title);
+  w.member("status", to_string(s.status));
+  w.string_array("dependsOn", p.depends_on);
+  w.member("cwd", cwd);
+  if (!s.started_at.empty())
+    w.member("startedAt", s.started_at);
+  if (!s.finished_at.empty())
+    w.member("finishedAt", s.finished_at);
+  w.key("exitCode");
+  if (s.has_exit_code)
+    fmt::format_to(std::back_inserter(out), "{}", s.exit_code);
+  else
+    w.raw("null");
+  if (!p.model.empty())
+    w.member("model", p.model);
+  if (!s.error.empty())
+    w.member("error", s.error);
+  w.key("attempts");
+  w.begin_array();
+  for (const auto& a : s.attempts) {
+    w.element();
+    w.begin_object();
+    w.member("startedAt", a.started_at);
+    if (!a.ended_at.empty())
+      w.member("endedAt", a.ended_at);
+    if (!a.error.empty())
+      w.member("error", a.error);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("graph");
+  w.begin_object();
+  w.member("taskId", p.id);
+  w.key("dependencies");
+  w.begin_array();
+  for (auto d : p.deps) {
+    w.element();
+    w.str(plan[d].id);
+  }
+  w.end_array();
+  w.member("queue", queue_state(plan, states, i));
+  w.end_object();
+  w.end_object();
+}
+
+} // namespace
+
+const char* queue_state(const std::vector<planned_task>& plan,
+                        const std::vector<task_state>& states, size_t i) {
+  return queue_state(plan, vector_source{states}, i);
+}
+
+void write_tasks_json(std::string_view run_id,
+                      const std::vector<planned_task>& plan,
+                      const task_state_source& states, std::string_view cwd,
+                      const std::function<void(std::string_view)>& sink,
+                      size_t chunk_bytes) {
+  std::string out;
+  out.reserve(chunk_bytes + 4096);
+  pretty w{out};
+  w.begin_array();
+  for (size_t i = 0; i < plan.size(); ++i) {
+    append_task(w, out, run_id, plan, states, i, cwd);
+    if (out.size() >= chunk_bytes) {
+      sink(out);
+      out.clear();
+    }
+  }
+  w.end_array();
+  out.push_back('\n');
+  sink(out);
+}
+
 std::string tasks_json(std::string_view run_id,
                        const std::vector<planned_task>& plan,
                        const std::vector<task_state>& states,
@@ -244,65 +352,8 @@ std::string tasks_json(std::string_view run_id,
                       fmt::format("tasks_json: {} planned tasks but {} states",
                                   plan.size(), states.size()));
   std::string out;
-  out.reserve(plan.size() * 700 + 16);
-  pretty w{out};
-  w.begin_array();
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const auto& p = plan[i];
-    const auto& s = states[i];
-    w.element();
-    w.begin_object();
-    w.member("id", p.id);
-    w.member("runId", run_id);
-    w.member("stepId", p.step_id);
-    w.member("role", p.role);
-    w.member("agent", p.agent);
-    w.member("title", p.title);
-    w.member("status", to_string(s.status));
-    w.string_array("dependsOn", p.depends_on);
-    w.member("cwd", cwd);
-    if (!s.started_at.empty())
-      w.member("startedAt", s.started_at);
-    if (!s.finished_at.empty())
-      w.member("finishedAt", s.finished_at);
-    w.key("exitCode");
-    if (s.has_exit_code)
-      fmt::format_to(std::back_inserter(out), "{}", s.exit_code);
-    else
-      w.raw("null");
-    if (!p.model.empty())
-      w.member("model", p.model);
-    if (!s.error.empty())
-      w.member("error", s.error);
-    w.key("attempts");
-    w.begin_array();
-    for (const auto& a : s.attempts) {
-      w.element();
-      w.begin_object();
-      w.member("startedAt", a.started_at);
-      if (!a.ended_at.empty())
-        w.member("endedAt", a.ended_at);
-      if (!a.error.empty())
-        w.member("error", a.error);
-      w.end_object();
-    }
-    w.end_array();
-    w.key("graph");
-    w.begin_object();
-    w.member("taskId", p.id);
-    w.key("dependencies");
-    w.begin_array();
-    for (auto d : p.deps) {
-      w.element();
-      w.str(plan[d].id);
-    }
-    w.end_array();
-    w.member("queue", queue_state(plan, states, i));
-    w.end_object();
-    w.end_object();
-  }
-  w.end_array();
-  out.push_back('\n');
+  write_tasks_json(run_id, plan, vector_source{states}, cwd,
+                   [&](std::string_view chunk) { out.append(chunk); });
   return out;
 }
 

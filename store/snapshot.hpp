@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,27 @@ run_manifest parse_manifest(std::string_view json,
 /// attempts[{startedAt, endedAt?, error?}] and graph{taskId, dependencies
 /// (task ids), queue}. `states` is parallel to `plan`. Hand-written (no DOM):
 /// linear in the output size, suitable for 100,000 tasks.
+/// Read access to task states by plan index, so that a snapshot can be
+/// written from any representation (the run engine keeps a compact one).
+class task_state_source {
+public:
+  virtual ~task_state_source() = default;
+  virtual task_status status(size_t i) const = 0;
+  virtual task_state state(size_t i) const = 0;
+};
+
+/// Streams tasks.json (same bytes as `tasks_json`) to `sink` in pieces of
+/// about `chunk_bytes`: a 100,000-task snapshot never exists as one string.
+void write_tasks_json(std::string_view run_id,
+                      const std::vector<planned_task>& plan,
+                      const task_state_source& states, std::string_view cwd,
+                      const std::function<void(std::string_view)>& sink,
+                      size_t chunk_bytes = 1 << 20);
+
+/// The graph.queue value of task `i` given any state source.
+const char* queue_state(const std::vector<planned_task>& plan,
+                        const task_state_source& states, size_t i);
+
 std::string tasks_json(std::string_view run_id,
                        const std::vector<planned_task>& plan,
                        const std::vector<task_state>& states,

@@ -46,17 +46,6 @@ void add_common(CLI::App* cmd, common_opts& o) {
   cmd->add_flag("--json", o.json, "machine-readable output on stdout");
 }
 
-crew::fsync_policy policy_of(crew::fsync_mode m) {
-  switch (m) {
-    case crew::fsync_mode::none:
-      return crew::fsync_policy::none;
-    case crew::fsync_mode::always:
-      return crew::fsync_policy::always;
-    default:
-      return crew::fsync_policy::batch;
-  }
-}
-
 json counts_json(const crew::run_progress& p) {
   json out = json::object();
   auto put = [&](const char* key, uint32_t n) {
@@ -96,7 +85,7 @@ int execute(const crew::project_context& ctx, crew::run_setup_ptr setup,
   std::string last_line;
   crew::run_progress final;
   {
-    crew::runtime rt{policy_of(ctx.config.store.fsync)};
+    crew::runtime rt{crew::to_policy(ctx.config.store.fsync)};
     final = rt.execute(
       setup,
       [&](const crew::run_progress& p) {
@@ -446,15 +435,16 @@ int cmd_loadtest(const common_opts& o, crew::loadtest_options lo,
   auto rss_before = current_rss_kb();
   crew::runtime rt{policy};
   double baseline = baseline_msgs > 0 ? rt.message_rate_baseline(baseline_msgs) : 0;
+  lo.fsync = policy;
   auto setup = crew::prepare_loadtest(root, lo);
   auto paths = setup->paths;
-  auto plan_copy = setup->plan;
+  const auto& plan_copy = setup->plan;
   auto t0 = std::chrono::steady_clock::now();
   auto final = rt.execute(setup, nullptr, &interrupted);
+  auto peak_run = peak_rss_kb();
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
                 .count();
-  setup.reset();
-  auto peak = peak_rss_kb();
+  auto peak = peak_run;
   // Invariants: from the log alone.
   auto replay = crew::replay_log(paths.events(), plan_copy);
   std::vector<std::string> problems = replay.violations;
@@ -498,6 +488,7 @@ int cmd_loadtest(const common_opts& o, crew::loadtest_options lo,
   double tps = static_cast<double>(lo.tasks) / secs;
   double rss_per_task = static_cast<double>(peak - rss_before) * 1024.0
                         / static_cast<double>(lo.tasks);
+  setup.reset(); // releases the run lock
   if (!keep) {
     std::error_code ec;
     fs::remove_all(paths.state_dir, ec);
