@@ -5,6 +5,7 @@
 #include "messages/errors.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -408,6 +409,57 @@ resource_set discover_resources(const fs::path& project_crew_root,
     load_layer(set, project_crew_root, resource_source::project);
   std::erase_if(set.agents, [](const auto& kv) { return kv.second.disabled; });
   return set;
+}
+
+namespace {
+
+std::vector<std::string> string_list(const nlohmann::json& v) {
+  if (v.is_array()) {
+    std::vector<std::string> out;
+    for (auto& x : v)
+      if (x.is_string())
+        out.push_back(x.get<std::string>());
+    return out;
+  }
+  if (v.is_string())
+    return split_csv(v.get<std::string>());
+  return {};
+}
+
+} // namespace
+
+void apply_agent_overrides(resource_set& resources,
+                           const nlohmann::json& config) {
+  auto agents = config.find("agents");
+  if (agents == config.end() || !agents->is_object())
+    return;
+  if (agents->value("disableBuiltins", false))
+    std::erase_if(resources.agents, [](const auto& kv) {
+      return kv.second.source == resource_source::builtin;
+    });
+  if (auto overrides = agents->find("overrides");
+      overrides != agents->end() && overrides->is_object()) {
+    for (auto& [name, ov] : overrides->items()) {
+      auto i = resources.agents.find(to_lower(name));
+      if (i == resources.agents.end() || !ov.is_object())
+        continue;
+      auto& a = i->second;
+      if (auto d = ov.find("disabled"); d != ov.end() && d->is_boolean())
+        a.disabled = d->get<bool>();
+      auto text = [&](const char* key, std::string& field) {
+        if (auto v = ov.find(key); v != ov.end())
+          field = v->is_string() ? v->get<std::string>() : std::string{};
+      };
+      text("model", a.model);
+      text("thinking", a.thinking);
+      if (auto v = ov.find("fallbackModels"); v != ov.end())
+        a.fallback_models = string_list(*v);
+      if (auto v = ov.find("tools"); v != ov.end())
+        a.tools = string_list(*v);
+    }
+  }
+  std::erase_if(resources.agents,
+                [](const auto& kv) { return kv.second.disabled; });
 }
 
 } // namespace crew

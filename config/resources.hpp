@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -111,6 +113,14 @@ struct resource_set {
   /// Case-sensitive lookup; nullptr if absent.
   const workflow_def* find_workflow(std::string_view name) const;
 };
+
+/// Applies config `agents.disableBuiltins` (drops builtin agents) and
+/// `agents.overrides.<name>` (case-insensitive: `disabled`, `model`,
+/// `fallbackModels`, `thinking`, `tools`; `false` clears a value) to the
+/// discovered agents, then drops disabled ones (inventory §3.6). `config` is
+/// the validated config object (`crew_config::values`).
+void apply_agent_overrides(resource_set& resources,
+                           const nlohmann::json& config);
 
 /// Loads the builtin resources, then `<user_root>/{agents,teams,workflows}`
 /// (skipped if `user_root` is empty), then

@@ -197,6 +197,7 @@ project_context load_project(const fs::path& cwd,
     apply_override(ctx.config, kv);
   auto user_root = user_config_root();
   ctx.resources = discover_resources(ctx.crew_root, user_root);
+  apply_agent_overrides(ctx.resources, ctx.config.values);
   return ctx;
 }
 

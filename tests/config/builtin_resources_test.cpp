@@ -196,7 +196,9 @@ TEST_CASE("builtin: the demo commands do their job with /bin/sh") {
   auto scout = run("demo-scout", "prompt");
   CHECK_NE(scout.find("./src/a.cpp"), std::string::npos);
   CHECK_EQ(scout.find(".crew"), std::string::npos);
-  auto counter = run("demo-counter", "prompt");
+  // The counter counts the files its dependency (the scout) listed.
+  auto counter = run("demo-counter", "# Context\n\n# Dependency Outputs\n\n## 01_scout\n"
+                                       + scout + "\n# Task\n./not-listed.txt\n");
   CHECK_NE(counter.find("cpp\t1\t3"), std::string::npos);
   CHECK_NE(counter.find("md\t1\t1"), std::string::npos);
   auto report = run("demo-reporter", "# Context\n\n# Dependency Outputs\n\n## 02_counter\n"

@@ -3,6 +3,7 @@
 #include "messages/errors.hpp"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -329,4 +330,35 @@ TEST_CASE("discovery: a file that fails to parse is named in the error") {
   auto file = (tmp.path / ".crew" / "workflows" / "bad.workflow.md").string();
   auto msg = error_of([&] { discover_resources(tmp.path / ".crew", {}); });
   CHECK_EQ(msg.rfind(file + ":2: maxConcurrency", 0), 0u);
+}
+
+TEST_CASE("discovery: agents.overrides apply case-insensitively and false clears") {
+  crew::resource_set rs;
+  auto a = crew::parse_agent("---\nname: Explorer\nmodel: m1\ntools: read, grep\n---\nbody",
+                             "x/explorer.md", crew::resource_source::project);
+  rs.agents.emplace("explorer", a);
+  auto b = crew::parse_agent("---\nname: writer\n---\n", "builtin:agents/writer.md",
+                             crew::resource_source::builtin);
+  rs.agents.emplace("writer", b);
+  auto cfg = nlohmann::json::parse(R"({"agents":{"overrides":{
+    "EXPLORER":{"model":"m2","tools":false},
+    "writer":{"disabled":true}}}})");
+  crew::apply_agent_overrides(rs, cfg);
+  REQUIRE(rs.find_agent("explorer") != nullptr);
+  CHECK(rs.find_agent("explorer")->model == "m2");
+  CHECK(rs.find_agent("explorer")->tools.empty());
+  CHECK(rs.find_agent("writer") == nullptr);
+}
+
+TEST_CASE("discovery: agents.disableBuiltins drops only builtin agents") {
+  crew::resource_set rs;
+  rs.agents.emplace("writer", crew::parse_agent("---\nname: writer\n---\n",
+                                                "builtin:agents/writer.md",
+                                                crew::resource_source::builtin));
+  rs.agents.emplace("mine", crew::parse_agent("---\nname: mine\n---\n", "p/mine.md",
+                                              crew::resource_source::project));
+  crew::apply_agent_overrides(rs, nlohmann::json::parse(
+                                    R"({"agents":{"disableBuiltins":true}})"));
+  CHECK(rs.find_agent("writer") == nullptr);
+  CHECK(rs.find_agent("mine") != nullptr);
 }
