@@ -46,6 +46,22 @@ void fsync_directory(const fs::path& dir) {
     fail("cannot fsync directory", dir, errno);
 }
 
+int write_all(int fd, std::string_view bytes) noexcept {
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
 void write_file_atomic_with(const fs::path& path, const content_producer& produce,
                             bool durable) {
   auto dir = path.parent_path();
@@ -71,18 +87,8 @@ void write_file_atomic_with(const fs::path& path, const content_producer& produc
   };
   try {
     produce([&](std::string_view content) {
-      const char* p = content.data();
-      size_t left = content.size();
-      while (left > 0) {
-        auto n = ::write(fd, p, left);
-        if (n < 0) {
-          if (errno == EINTR)
-            continue;
-          abort_with("cannot write", errno);
-        }
-        p += n;
-        left -= static_cast<size_t>(n);
-      }
+      if (auto err = write_all(fd, content); err != 0)
+        abort_with("cannot write", err);
     });
   } catch (...) {
     if (fd >= 0)

@@ -32,6 +32,10 @@ void write_file_atomic_with(const std::filesystem::path& path,
 /// naming the path if it does not exist, `io_error` on other failures.
 std::string read_file(const std::filesystem::path& path);
 
+/// Writes all of `bytes` to `fd`, retrying on EINTR and partial writes.
+/// Returns 0, or the errno of the failed write.
+int write_all(int fd, std::string_view bytes) noexcept;
+
 /// Fsyncs the directory `dir` (makes a create/rename/unlink in it durable).
 /// Throws `io_error` on failure.
 void fsync_directory(const std::filesystem::path& dir);

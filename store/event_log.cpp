@@ -161,22 +161,12 @@ event_log_writer::~event_log_writer() {
 
 void event_log_writer::append(std::string_view bytes,
                               uint64_t last_seq_in_bytes) {
-  const char* p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    auto n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      int err = errno;
-      // Leave no partial line behind: the next open would otherwise have to
-      // repair it, and a later append would glue onto it.
-      auto rc = ::ftruncate(fd_, static_cast<off_t>(bytes_));
-      static_cast<void>(rc); // the write error is the one to report
-      fail("cannot append to event log", path_, err);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (auto err = write_all(fd_, bytes); err != 0) {
+    // Leave no partial line behind: the next open would otherwise have to
+    // repair it, and a later append would glue onto it.
+    auto rc = ::ftruncate(fd_, static_cast<off_t>(bytes_));
+    static_cast<void>(rc); // the write error is the one to report
+    fail("cannot append to event log", path_, err);
   }
   bytes_ += bytes.size();
   if (last_seq_in_bytes != 0)
