@@ -62,6 +62,11 @@ void run_engine::load_states(const std::vector<task_state>& states) {
     t.attempt = static_cast<uint32_t>(s.attempts.size());
     t.exit_code = s.exit_code;
     t.has_exit_code = s.has_exit_code;
+    clock::time_point tp;
+    if (parse_iso_time(s.started_at, tp))
+      t.started_ms = unix_ms(tp);
+    if (parse_iso_time(s.finished_at, tp))
+      t.finished_ms = unix_ms(tp);
     if (!s.error.empty())
       errors_[i] = s.error;
   }
@@ -219,7 +224,8 @@ bool run_engine::on_result(const attempt_result& res) {
     return false;
   auto now = now_ms();
   t.exit_code = res.exit_code;
-  t.has_exit_code = res.exit_code >= 0;
+  // A cancelled attempt's exit code is not the task's: replay ignores it.
+  t.has_exit_code = res.exit_code >= 0 && !t.cancel_requested;
   std::string data;
   fmt::format_to(std::back_inserter(data), R"({{"attempt":{})", res.attempt);
   if (t.has_exit_code)

@@ -81,4 +81,52 @@ std::string iso_now() {
   return iso_time(std::chrono::system_clock::now());
 }
 
+namespace {
+
+bool digits(std::string_view s, size_t pos, size_t n, int& out) noexcept {
+  out = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (i >= s.size() || s[i] < '0' || s[i] > '9')
+      return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+int64_t days_from_civil(int y, int m, int d) noexcept {
+  y -= m <= 2;
+  auto era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = static_cast<unsigned>(y - era * 400);
+  auto doy = (153u * static_cast<unsigned>(m + (m > 2 ? -3 : 9)) + 2) / 5
+             + static_cast<unsigned>(d) - 1;
+  auto doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<int64_t>(era) * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+} // namespace
+
+bool parse_iso_time(std::string_view s,
+                    std::chrono::system_clock::time_point& out) noexcept {
+  int y, mo, d, h, mi, sec, ms = 0;
+  if (s.size() < 20 || !digits(s, 0, 4, y) || s[4] != '-' || !digits(s, 5, 2, mo)
+      || s[7] != '-' || !digits(s, 8, 2, d) || s[10] != 'T' || !digits(s, 11, 2, h)
+      || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':'
+      || !digits(s, 17, 2, sec))
+    return false;
+  size_t pos = 19;
+  if (s[pos] == '.') {
+    if (!digits(s, pos + 1, 3, ms))
+      return false;
+    pos += 4;
+  }
+  if (pos + 1 != s.size() || s[pos] != 'Z' || mo < 1 || mo > 12 || d < 1
+      || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return false;
+  auto days = days_from_civil(y, mo, d);
+  auto total_ms = ((days * 24 + h) * 60 + mi) * 60'000 + sec * 1000 + ms;
+  out = std::chrono::system_clock::time_point{std::chrono::milliseconds{total_ms}};
+  return true;
+}
+
 } // namespace crew

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 namespace crew {
 
@@ -14,6 +15,11 @@ std::string iso_time(std::chrono::system_clock::time_point t);
 /// per thread, so consecutive calls within one second only format the
 /// milliseconds.
 void append_iso_time(std::string& out, std::chrono::system_clock::time_point t);
+
+/// Parses the `iso_time` format back (`YYYY-MM-DDTHH:MM:SS[.mmm]Z`);
+/// returns false on any other text.
+bool parse_iso_time(std::string_view str,
+                    std::chrono::system_clock::time_point& out) noexcept;
 
 /// Returns `iso_time(std::chrono::system_clock::now())`.
 std::string iso_now();

@@ -98,7 +98,7 @@ TEST_CASE("cli: the demo team completes all three tasks with a contiguous "
 
 // -- 2 -----------------------------------------------------------------------
 
-TEST_CASE("cli: a failed task skips only its dependents; the independent "
+TEST_CASE("cli: a failed task skips only its dependents while the independent "
           "branch completes and the run fails") {
   project p;
   p.agent("failer", "cat >/dev/null; echo boom >&2; exit 3");
@@ -116,10 +116,12 @@ TEST_CASE("cli: a failed task skips only its dependents; the independent "
   CHECK_MESSAGE(a["error"].get<std::string>().find("exit code 3") != std::string::npos,
                 a.dump());
   CHECK(b["status"] == "skipped");
-  CHECK_MESSAGE(b["error"].get<std::string>().find("'a'") != std::string::npos, b.dump());
+  CHECK_MESSAGE(b["error"].get<std::string>().find("'" + a["id"].get<std::string>() + "'")
+                  != std::string::npos,
+                b.dump());
   CHECK(c["status"] == "completed");
   auto terminal = terminal_events_per_task(p.events(last["runId"]));
-  CHECK(terminal == std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}});
+  CHECK(terminal == std::map<std::string, int>{{"01_a", 1}, {"02_b", 1}, {"03_c", 1}});
 }
 
 // -- 3 -----------------------------------------------------------------------
@@ -196,12 +198,12 @@ TEST_CASE("cli: cancelling an async run kills the worker and its grandchild "
   CHECK(task_of(st, "first")["status"] == "cancelled");
   CHECK(task_of(st, "second")["status"] == "cancelled");
   auto terminal = terminal_events_per_task(p.events(id));
-  CHECK(terminal == std::map<std::string, int>{{"first", 1}, {"second", 1}});
+  CHECK(terminal == std::map<std::string, int>{{"01_first", 1}, {"02_second", 1}});
 }
 
 // -- 5 -----------------------------------------------------------------------
 
-TEST_CASE("cli: SIGINT to a foreground run cancels it, stops the workers and "
+TEST_CASE("cli: SIGINT to a foreground run cancels it and stops the workers and "
           "exits 1") {
   project p;
   simple_project(p, "sleep 60 & echo $! > gc.pid; echo $$ > w.pid; wait",
@@ -277,11 +279,12 @@ TEST_CASE("cli: resume re-runs only the unfinished tasks and completes the run")
   for (auto& line : lines_of(read_text(p.path("invocations.txt"))))
     ++calls[line];
   CHECK(calls == std::map<std::string, int>{
-                   {"first", 1}, {"side", 1}, {"flaky", 2}, {"after", 1}});
+                   {"01_first", 1}, {"02_side", 1}, {"03_flaky", 2}, {"04_after", 1}});
   auto evs = p.events(id);
-  CHECK(has_event(evs, "task.requeued", "flaky"));
-  CHECK(has_event(evs, "task.requeued", "after"));
-  CHECK_FALSE(has_event(evs, "task.requeued", "first"));
+  CHECK(has_event(evs, "task.requeued", "03_flaky"));
+  CHECK(has_event(evs, "task.requeued", "04_after"));
+  CHECK_FALSE(has_event(evs, "task.requeued", "01_first"));
+  CHECK_FALSE(has_event(evs, "task.requeued", "02_side"));
   for (size_t i = 0; i < evs.size(); ++i)
     CHECK(evs[i]["metadata"]["seq"].get<uint64_t>() == i + 1);
   auto st2 = p.status(id);
@@ -310,7 +313,7 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
   REQUIRE_MESSAGE(r.code == 0, r);
   std::vector<std::pair<int64_t, int>> edges; // time, +1 start / -1 end
   int64_t first = INT64_MAX, last = 0;
-  for (auto id : {"s1", "s2", "s3", "s4"}) {
+  for (auto id : {"01_s1", "02_s2", "03_s3", "04_s4"}) {
     auto text = read_text(p.path(std::string{"times-"} + id + ".txt"));
     REQUIRE_MESSAGE(!text.empty(), id);
     std::istringstream in{text};
@@ -384,9 +387,10 @@ TEST_CASE("cli: bad input exits 2 with a precise message and changes nothing "
     p.workflow("cyc", {{"x", "w", "z"}, {"y", "w", "x"}, {"z", "w", "y"}});
     expect_bad({"run", "--team", "t", "--goal", "g"}, {"cyc.workflow.md", "cycle"});
     auto r = p.crew({"run", "--team", "t", "--goal", "g"});
-    bool names_cycle = r.err.find("x -> y -> z -> x") != std::string::npos
-                       || r.err.find("y -> z -> x -> y") != std::string::npos
-                       || r.err.find("z -> x -> y -> z") != std::string::npos;
+    // x needs z, z needs y, y needs x: any rotation of that cycle
+    bool names_cycle = r.err.find("x -> z -> y -> x") != std::string::npos
+                       || r.err.find("z -> y -> x -> z") != std::string::npos
+                       || r.err.find("y -> x -> z -> y") != std::string::npos;
     CHECK_MESSAGE(names_cycle, r.err);
     expect_bad({"plan", "--team", "t"}, {"cyc.workflow.md", "cycle"});
   }
@@ -456,8 +460,8 @@ TEST_CASE("cli: events prints one JSON object per line and --since filters by "
 
 // -- 10 ----------------------------------------------------------------------
 
-TEST_CASE("cli: a torn final event line is ignored; a damaged middle line is "
-          "reported with file and line") {
+TEST_CASE("cli: a torn final event line is ignored but a damaged middle line "
+          "is reported with file and line") {
   project p;
   auto r = p.crew({"run", "--team", "demo", "--goal", "g", "--json"});
   REQUIRE_MESSAGE(r.code == 0, r);
@@ -475,7 +479,7 @@ TEST_CASE("cli: a torn final event line is ignored; a damaged middle line is "
   CHECK_MESSAGE(ev.code == 0, ev);
   CHECK(ev.out_lines().size() == n);
   for (auto& line : ev.out_lines())
-    CHECK_NOTHROW((void)json::parse(line));
+    CHECK(json::accept(line));
 
   auto ls = lines_of(read_text(log));
   REQUIRE(ls.size() == n + 1);
@@ -499,7 +503,7 @@ TEST_CASE("cli: a torn final event line is ignored; a damaged middle line is "
 
 // -- 11 ----------------------------------------------------------------------
 
-TEST_CASE("cli: plan, validate and list describe the demo team and its runs") {
+TEST_CASE("cli: plan and validate and list describe the demo team and its runs") {
   project p;
   auto plan = p.crew({"plan", "--team", "demo", "--json"});
   REQUIRE_MESSAGE(plan.code == 0, plan);

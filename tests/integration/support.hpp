@@ -303,10 +303,11 @@ struct project {
   }
 };
 
-/// The task object with `id` from `status --json`'s "tasks" array.
+/// The task object whose `stepId` (or task `id`) is `id`, from
+/// `status --json`'s "tasks" array.
 inline json task_of(const json& status, const std::string& id) {
   for (auto& t : status.at("tasks"))
-    if (t.value("id", "") == id)
+    if (t.value("stepId", "") == id || t.value("id", "") == id)
       return t;
   FAIL("no task '" << id << "' in " << status.dump(2));
   return {};

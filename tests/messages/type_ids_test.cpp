@@ -61,8 +61,8 @@ void check_round_trip(caf::actor_system& sys, const T& x) {
   auto msg = caf::make_message(x);
   auto back = round_trip(sys, msg);
   REQUIRE_EQ(back.size(), 1u);
-  REQUIRE(back.match_element<T>(0));
-  CHECK_EQ(caf::deep_to_string(back.get_as<T>(0)), text);
+  REQUIRE(back.template match_element<T>(0));
+  CHECK_EQ(caf::deep_to_string(back.template get_as<T>(0)), text);
   CHECK_EQ(caf::deep_to_string(back), caf::deep_to_string(msg));
 }
 

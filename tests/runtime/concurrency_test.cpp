@@ -63,7 +63,7 @@ TEST_CASE("concurrency: above 8 is capped unless unbounded") {
   CHECK_EQ(d.reason, "limit:16;unbounded:8");
 }
 
-TEST_CASE("concurrency: exactly the cap is not capped; team and workflow are "
+TEST_CASE("concurrency: exactly the cap is not capped, team and workflow are "
           "capped too") {
   concurrency_inputs in;
   in.team_max = concurrency_hard_cap;

@@ -451,7 +451,11 @@ TEST_CASE("run_engine: cancel ends queued tasks at once and running ones on "
   CHECK_FALSE(h.eng.done());
   REQUIRE(h.eng.on_result(fail_result(h.eng, 1)));
   CHECK_EQ(h.eng.tasks()[1].status, task_status::cancelled);
-  CHECK(h.eng.done()); // no task needs a release after cancel
+  CHECK(h.dispatch().empty());
+  // the final event follows once the last task event is durable
+  CHECK_FALSE(h.eng.done());
+  h.sync();
+  CHECK(h.eng.done());
   CHECK_EQ(h.eng.status(), run_status::cancelled);
   CHECK_EQ(h.eng.summary(), "Run cancelled by user request.");
   CHECK_FALSE(h.eng.finished());
@@ -499,6 +503,8 @@ TEST_CASE("run_engine: expire fails running tasks, skips queued ones and "
   REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
   CHECK_EQ(h.eng.tasks()[0].status, task_status::failed);
   CHECK_EQ(h.eng.error_of(0), "Run exceeded limits.maxRunMinutes (1 min).");
+  CHECK_FALSE(h.eng.done());
+  h.sync();
   CHECK(h.eng.done());
   CHECK_EQ(h.eng.status(), run_status::failed);
   CHECK_EQ(h.eng.summary(), "Run exceeded limits.maxRunMinutes (1 min).");
@@ -726,4 +732,39 @@ TEST_CASE("run_engine: task.started carries attempt, role, agent, runtime") {
   });
   CHECK_EQ(data,
            R"({"attempt":1,"role":"worker","agent":"worker","runtime":"sim"})");
+}
+
+// A cancelled attempt's exit code is not the task's: engine and replay agree
+// that a cancelled task has none.
+TEST_CASE("run_engine: a cancelled attempt's exit code agrees with replay") {
+  harness h{independent(1)};
+  h.eng.start("go", false);
+  CHECK_EQ(h.dispatch(), idx_vec{0});
+  h.eng.cancel("stop");
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
+  h.sync();
+  h.sync();
+  REQUIRE(h.eng.finished());
+  auto rs = replay_log(h.log, h.plan);
+  REQUIRE_EQ(rs.tasks[0].status, task_status::cancelled);
+  CHECK_EQ(rs.tasks[0].has_exit_code, h.eng.to_task_state(0).has_exit_code);
+}
+
+// After a resume, snapshots keep startedAt/finishedAt of tasks completed
+// before the interruption, as a replay of the log does.
+TEST_CASE("run_engine: resume keeps the timestamps of completed tasks") {
+  harness h{independent(2)};
+  h.eng.start("go", false);
+  CHECK_EQ(h.dispatch(), (idx_vec{0}));
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
+  h.sync();
+  auto before = replay_log(h.log, h.plan);
+  REQUIRE_EQ(before.tasks[0].status, task_status::completed);
+  REQUIRE_FALSE(before.tasks[0].finished_at.empty());
+  run_engine eng2{run_id, h.plan, before.last_seq, {}};
+  eng2.load_states(before.tasks);
+  eng2.start("Resuming team workflow.", true);
+  auto mem = eng2.to_task_state(0);
+  CHECK_EQ(mem.started_at, before.tasks[0].started_at);
+  CHECK_EQ(mem.finished_at, before.tasks[0].finished_at);
 }

@@ -42,3 +42,16 @@ TEST_CASE("clock: iso_now has the expected shape") {
   CHECK_EQ(s[19], '.');
   CHECK_EQ(s[23], 'Z');
 }
+
+TEST_CASE("clock: parse_iso_time reads back what iso_time writes") {
+  using namespace std::chrono;
+  auto t = system_clock::time_point{milliseconds{1795657245123}};
+  system_clock::time_point back;
+  REQUIRE(crew::parse_iso_time(crew::iso_time(t), back));
+  CHECK(back == t);
+  REQUIRE(crew::parse_iso_time("1970-01-01T00:00:00Z", back));
+  CHECK(back.time_since_epoch().count() == 0);
+  CHECK_FALSE(crew::parse_iso_time("2026-13-01T00:00:00.000Z", back));
+  CHECK_FALSE(crew::parse_iso_time("2026-11-26 01:15:45.123Z", back));
+  CHECK_FALSE(crew::parse_iso_time("", back));
+}
