@@ -405,6 +405,9 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       if (t.status != task_status::running || t.attempt != x.attempt)
         return;
       st.pgids[x.index] = x.pid;
+      st.engine->worker_started(x.index, x.attempt, x.pid,
+                                process_start_time(x.pid));
+      flush(self);
       // Cancelled while the process was starting: stop it now.
       if (t.cancel_requested)
         kill_running(self, {x.index});

@@ -91,6 +91,19 @@ void run_engine::emit(std::string_view type, std::string_view task_id,
   append_event_line(buf_, ev);
 }
 
+bool run_engine::worker_started(uint32_t index, uint32_t attempt, int32_t pid,
+                                uint64_t start_time) {
+  if (index >= tasks_.size())
+    return false;
+  auto& t = tasks_[index];
+  if (t.status != task_status::running || t.attempt != attempt)
+    return false;
+  auto data = fmt::format(R"({{"attempt":{},"pid":{},"startTime":{}}})", attempt,
+                          pid, start_time);
+  emit("task.worker", plan_[index].id, {}, data, now_ms());
+  return true;
+}
+
 void run_engine::record(std::string_view type, std::string_view message,
                         std::string_view data) {
   emit(type, {}, message, data, now_ms());

@@ -77,6 +77,12 @@ public:
   /// run ends failed.
   std::vector<uint32_t> expire(std::string reason);
 
+  /// Records the worker process of a running attempt (`task.worker`), so
+  /// that a later process can find it if this one dies. Returns false for a
+  /// stale attempt.
+  bool worker_started(uint32_t index, uint32_t attempt, int32_t pid,
+                      uint64_t start_time);
+
   /// Records an informational event (e.g. a repaired log tail).
   void record(std::string_view type, std::string_view message,
               std::string_view data);

@@ -1,6 +1,7 @@
 #include "runtime/service.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +31,7 @@ namespace {
 struct lock_owner {
   int64_t pid = 0;
   uint64_t start = 0;
+  bool handed_over = false; ///< written by hand_over_run_lock, not yet adopted
 };
 
 lock_owner read_lock(const fs::path& path) {
@@ -41,6 +43,7 @@ lock_owner read_lock(const fs::path& path) {
     auto j = nlohmann::json::parse(read_file(path));
     out.pid = j.value("pid", int64_t{0});
     out.start = j.value("startTime", uint64_t{0});
+    out.handed_over = j.value("handedOver", false);
   } catch (...) {
     // unreadable lock: treat as stale
   }
@@ -55,23 +58,30 @@ bool owner_alive(const lock_owner& o) {
          || process_start_time(static_cast<int>(o.pid)) == o.start;
 }
 
-/// Holds `run.lock` (O_EXCL, {pid, startTime}) until destroyed.
+/// Holds `run.lock` (O_EXCL, {pid, startTime}) until destroyed, unless it
+/// was handed over to another process.
 struct run_lock {
   fs::path path;
+  bool handed_over = false;
   ~run_lock() {
+    if (handed_over)
+      return;
     std::error_code ec;
     fs::remove(path, ec);
   }
 };
 
+std::string lock_body(int64_t pid, bool handed_over = false) {
+  return fmt::format(R"({{"pid":{},"startTime":{},"createdAt":"{}"{}}})", pid,
+                     process_start_time(static_cast<int>(pid)), iso_now(),
+                     handed_over ? R"(,"handedOver":true)" : "");
+}
+
 std::shared_ptr<void> acquire_lock(const fs::path& path, std::string_view run_id) {
   for (int tries = 0; tries < 2; ++tries) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
-      auto pid = static_cast<int64_t>(::getpid());
-      auto body = fmt::format(R"({{"pid":{},"startTime":{},"createdAt":"{}"}})",
-                              pid, process_start_time(static_cast<int>(pid)),
-                              iso_now());
+      auto body = lock_body(::getpid());
       auto n = ::write(fd, body.data(), body.size());
       ::close(fd);
       if (n != static_cast<ssize_t>(body.size()))
@@ -83,6 +93,13 @@ std::shared_ptr<void> acquire_lock(const fs::path& path, std::string_view run_id
     if (errno != EEXIST)
       throw io_error(fmt::format("{}: {}", path.string(), std::strerror(errno)));
     auto owner = read_lock(path);
+    if (owner.handed_over && owner.pid == ::getpid() && owner_alive(owner)) {
+      // Handed over to this process by the one that created the run.
+      write_file_atomic(path, lock_body(owner.pid));
+      auto lock = std::make_shared<run_lock>();
+      lock->path = path;
+      return lock;
+    }
     if (owner_alive(owner))
       throw input_error(fmt::format(
         "run '{}' is being executed by process {} (see {}); cancel it first",
@@ -135,6 +152,20 @@ void write_snapshots(const run_paths& paths, const run_manifest& m,
                      const std::vector<task_state>& states) {
   write_file_atomic(paths.tasks(), tasks_json(m.run_id, plan, states, m.cwd));
   write_file_atomic(paths.manifest(), manifest_json(m));
+}
+
+/// Kills the process groups of workers whose owner died (recorded by
+/// `task.worker` events of attempts that never finished), so that no worker
+/// of a cancelled or resumed run keeps running. A pid whose start time does
+/// not match was reused by an unrelated process and is left alone.
+void kill_orphaned_workers(const replay_state& replay) {
+  for (auto& t : replay.tasks) {
+    if (t.status != task_status::running || t.worker_pid <= 0)
+      continue;
+    if (process_alive(t.worker_pid)
+        && process_start_time(t.worker_pid) == t.worker_start)
+      kill_process_group(t.worker_pid, SIGKILL);
+  }
 }
 
 void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
@@ -329,18 +360,50 @@ run_view load_run(const fs::path& crew_root, std::string_view run_id) {
   return view;
 }
 
-run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id) {
+void hand_over_run_lock(const run_setup& setup, int pid) {
+  auto lock = std::static_pointer_cast<run_lock>(setup.lock);
+  if (!lock)
+    throw io_error("hand_over_run_lock: the setup holds no lock");
+  write_file_atomic(lock->path, lock_body(pid, true));
+  lock->handed_over = true;
+}
+
+run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id,
+                             resume_mode mode) {
+  require_valid_run_id(run_id);
+  auto paths = make_run_paths(ctx.crew_root, run_id);
+  std::error_code ec;
+  if (!fs::is_directory(paths.state_dir, ec))
+    throw input_error(errc::not_found,
+                      fmt::format("unknown run id '{}' (no {})", run_id,
+                                  paths.state_dir.string()));
+  // The lock first, then the state: nobody may change the log in between.
+  // A run started with `run --async` gets its lock handed over by the
+  // creating process right after it spawned us: wait for that briefly.
+  std::shared_ptr<void> lock;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    try {
+      lock = acquire_lock(paths.lock(), run_id);
+      break;
+    } catch (const input_error&) {
+      if (mode != resume_mode::start_queued
+          || std::chrono::steady_clock::now() > deadline)
+        throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+  }
   auto view = load_run(ctx.crew_root, run_id);
-  if (view.owner_alive)
-    throw input_error(fmt::format(
-      "run '{}' is still being executed by process {}; cancel it first",
-      run_id, view.owner_pid));
+  if (mode == resume_mode::start_queued && view.replay.status != run_status::queued)
+    throw input_error(fmt::format("run '{}' is {}, not queued: nothing to start",
+                                  run_id, to_string(view.replay.status)));
   bool work_left = false;
   for (auto& t : view.replay.tasks)
     work_left = work_left || t.status != task_status::completed;
   if (!work_left && view.replay.status == run_status::completed)
     throw input_error(fmt::format(
       "run '{}' already completed: nothing to resume", run_id));
+  kill_orphaned_workers(view.replay);
   auto setup = std::make_shared<run_setup>();
   setup->paths = make_run_paths(ctx.crew_root, run_id);
   setup->manifest = view.manifest;
@@ -349,7 +412,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
   setup->plan = std::move(view.plan);
   setup->states = std::move(view.replay.tasks);
-  setup->resume = true;
+  setup->resume = mode == resume_mode::resume;
   if (m.runtime_mode == "sim") {
     setup->backend = backend_kind::sim;
     setup->engine.max_concurrent = 256;
@@ -372,7 +435,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   m.runtime_mode = to_string(setup->backend);
   setup->engine.runtime = m.runtime_mode;
   apply_config(*setup, ctx.config);
-  setup->lock = acquire_lock(setup->paths.lock(), run_id);
+  setup->lock = std::move(lock);
   return setup;
 }
 
@@ -403,6 +466,7 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   auto lock = acquire_lock(paths.lock(), run_id);
   auto log = event_log_writer::open(paths.events());
   auto replay = replay_log(paths.events(), view.plan);
+  kill_orphaned_workers(replay);
   auto seq = log.last_seq();
   std::string bytes;
   const char* reason = "Run cancelled by user request.";

@@ -54,11 +54,23 @@ planned_run plan_run(const project_context& ctx, std::string_view team,
 run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
                           const std::string& goal);
 
-/// Prepares `run_id` to run again: replays its log, takes the run lock and
-/// requeues (in the run actor) every task that did not complete. Throws
-/// input_error if the run is unknown, still owned by a live process, or has
-/// nothing left to do.
-run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id);
+/// How prepare_resume treats the run's current state.
+enum class resume_mode : uint8_t {
+  resume = 1,   ///< requeue every task that did not complete
+  start_queued, ///< start a created, never started run (`run --async`)
+};
+
+/// Prepares `run_id` to run (again): takes the run lock, then replays its
+/// log; the run actor requeues every task that did not complete. Workers
+/// orphaned by a dead owner are killed first. Throws input_error if the run
+/// is unknown, owned by a live process, has nothing left to do, or (for
+/// `start_queued`) is no longer queued.
+run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id,
+                             resume_mode mode = resume_mode::resume);
+
+/// Passes the run lock held by `setup` to process `pid` (it adopts it in
+/// prepare_resume): no other process can take the run in between.
+void hand_over_run_lock(const run_setup& setup, int pid);
 
 /// A run as found on disk: manifest, plan and the replayed log.
 struct run_view {

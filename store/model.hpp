@@ -80,6 +80,11 @@ struct task_state {
   int32_t exit_code = 0;
   bool has_exit_code = false;
   std::vector<attempt_record> attempts;
+  /// Worker process (group leader) of the running attempt, from
+  /// `task.worker`; 0 when none. With its start time (clock ticks) it lets a
+  /// later process kill workers orphaned by a crashed owner.
+  int32_t worker_pid = 0;
+  uint64_t worker_start = 0;
 };
 
 /// The run manifest (manifest.json, inventory §1.2) minus the task list.

@@ -297,7 +297,7 @@ private:
   }
 
   void on_task_event(const event_view& ev, std::string_view kind) {
-    enum { started, completed, failed, skipped, cancelled, requeued } k;
+    enum { started, completed, failed, skipped, cancelled, requeued, worker } k;
     if (kind == "started")
       k = started;
     else if (kind == "completed")
@@ -310,6 +310,8 @@ private:
       k = cancelled;
     else if (kind == "requeued")
       k = requeued;
+    else if (kind == "worker")
+      k = worker;
     else
       return; // task.progress and friends carry no state
     auto found = index_.find(ev.task_id);
@@ -320,7 +322,14 @@ private:
     }
     auto idx = static_cast<uint32_t>(found);
     auto& t = st_.tasks[idx];
+    if (k != started && k != worker) {
+      t.worker_pid = 0;
+      t.worker_start = 0;
+    }
     switch (k) {
+      case worker:
+        read_worker(ev, t);
+        break;
       case started:
         t.status = task_status::running;
         t.started_at.assign(ev.time);
@@ -404,6 +413,25 @@ private:
       t.exit_code = static_cast<int32_t>(code);
       t.has_exit_code = true;
     }
+  }
+
+  // Reads `pid` and `startTime` of a `task.worker` event.
+  void read_worker(const event_view& ev, task_state& t) {
+    if (ev.data_raw.size() < 2 || ev.data_raw.front() != '{')
+      return;
+    simdjson::ondemand::document doc;
+    auto cap = static_cast<size_t>(buf_end_ - ev.data_raw.data());
+    if (data_parser_.iterate(ev.data_raw.data(), ev.data_raw.size(), cap)
+          .get(doc))
+      return;
+    int64_t pid = 0;
+    uint64_t start = 0;
+    if (doc.find_field_unordered("pid").get_int64().get(pid)
+        == simdjson::SUCCESS)
+      t.worker_pid = static_cast<int32_t>(pid);
+    if (doc.find_field_unordered("startTime").get_uint64().get(start)
+        == simdjson::SUCCESS)
+      t.worker_start = start;
   }
 
   replay_state& st_;

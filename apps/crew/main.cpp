@@ -124,12 +124,15 @@ int execute(const crew::project_context& ctx, crew::run_setup_ptr setup,
   return final.status == "completed" ? 0 : 1;
 }
 
-/// Starts `crew resume RUN` as a detached background process.
+/// Starts `crew resume RUN --start-queued` as a detached background process
+/// and hands it the run lock.
 int spawn_background(const crew::project_context& ctx,
-                     const std::string& run_id, const crew::run_paths& paths,
+                     const crew::run_setup& setup,
                      const std::vector<std::string>& overrides) {
-  std::vector<std::string> args{"crew", "resume", run_id, "--cwd",
-                                ctx.project_root.string()};
+  auto& run_id = setup.manifest.run_id;
+  auto& paths = setup.paths;
+  std::vector<std::string> args{"crew", "resume", run_id, "--start-queued",
+                                "--cwd", ctx.project_root.string()};
   for (auto& kv : overrides) {
     args.push_back("--set");
     args.push_back(kv);
@@ -156,6 +159,7 @@ int spawn_background(const crew::project_context& ctx,
   if (rc != 0)
     throw crew::io_error(fmt::format("cannot start the background runner: {}",
                                      std::strerror(rc)));
+  crew::hand_over_run_lock(setup, pid);
   return pid;
 }
 
@@ -585,9 +589,13 @@ int main(int argc, char** argv) {
   add_common(cancel, o);
   cancel->add_option("run", run_id, "run id")->required();
 
+  bool start_queued = false;
   auto resume = app.add_subcommand("resume", "requeue unfinished tasks and run again");
   add_common(resume, o);
   resume->add_option("run", run_id, "run id")->required();
+  resume->add_flag("--start-queued", start_queued,
+                   "only start a created, never started run (used by run --async)")
+    ->group("");
   resume->add_option("--set", sets, "config override key=value (repeatable)");
 
   crew::loadtest_options lo;
@@ -623,9 +631,8 @@ int main(int argc, char** argv) {
       auto setup = crew::prepare_run(ctx, pr, goal);
       if (async || ctx.config.async_by_default) {
         auto id = setup->manifest.run_id;
-        auto paths = setup->paths;
-        setup.reset(); // the background runner takes the lock
-        auto pid = spawn_background(ctx, id, paths, sets);
+        auto pid = spawn_background(ctx, *setup, sets);
+        setup.reset(); // the lock now belongs to the background runner
         if (o.json)
           std::cout << json{{"runId", id}, {"status", "queued"}, {"async", true},
                             {"pid", pid}}
@@ -641,7 +648,12 @@ int main(int argc, char** argv) {
     }
     if (*resume) {
       auto ctx = crew::load_project(o.cwd, sets);
-      return execute(ctx, crew::prepare_resume(ctx, run_id), o);
+      return execute(ctx,
+                     crew::prepare_resume(ctx, run_id,
+                                          start_queued
+                                            ? crew::resume_mode::start_queued
+                                            : crew::resume_mode::resume),
+                     o);
     }
     if (*plan)
       return cmd_plan(o, team, workflow, sets);

@@ -312,6 +312,7 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
   auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
   REQUIRE_MESSAGE(r.code == 0, r);
   std::vector<std::pair<int64_t, int>> edges; // time, +1 start / -1 end
+  std::vector<int64_t> starts, ends;
   int64_t first = INT64_MAX, last = 0;
   for (auto id : {"01_s1", "02_s2", "03_s3", "04_s4"}) {
     auto text = read_text(p.path(std::string{"times-"} + id + ".txt"));
@@ -320,6 +321,8 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
     int64_t s = 0, e = 0;
     in >> s >> e;
     REQUIRE(e > s);
+    starts.push_back(s);
+    ends.push_back(e);
     edges.emplace_back(s, +1);
     edges.emplace_back(e, -1);
     first = std::min(first, s);
@@ -335,7 +338,14 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
   auto span_ms = static_cast<double>(last - first) / 1e6;
   INFO("first start to last end: " << span_ms << " ms");
   CHECK(span_ms >= 600);
-  CHECK(span_ms < 1000); // 4 x 300 ms serially would be >= 1200
+  CHECK(span_ms < 1100); // 4 x 300 ms serially would be >= 1200
+  // continuous dispatch: the third task starts as soon as a slot frees up
+  std::sort(starts.begin(), starts.end());
+  std::sort(ends.begin(), ends.end());
+  auto gap_ms = static_cast<double>(starts[2] - ends[0]) / 1e6;
+  INFO("first end to third start: " << gap_ms << " ms");
+  CHECK(gap_ms >= 0);
+  CHECK(gap_ms < 200);
 }
 
 // -- 8 -----------------------------------------------------------------------
@@ -571,4 +581,102 @@ TEST_CASE("cli: loadtest of 2000 diamond tasks holds its invariants") {
     for ([[maybe_unused]] auto& e : fs::directory_iterator(runs))
       ++left;
   CHECK(left == 0);
+}
+
+// -- extras ------------------------------------------------------------------
+
+TEST_CASE("cli: a worker exceeding the agent timeoutMs is killed and its task "
+          "fails as timed out") {
+  project p;
+  p.agent("a", "cat >/dev/null; echo $$ > w.pid; exec sleep 30", "timeoutMs: 300\n");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int wpid = read_pid(p.path("w.pid"));
+  p.track(wpid);
+  REQUIRE_MESSAGE(r.code == 1, r);
+  CHECK(secs < 8);
+  auto st = p.status(run_id_of(r));
+  auto one = task_of(st, "one");
+  CHECK(one["status"] == "failed");
+  CHECK_MESSAGE(one["error"].get<std::string>().find("timed out") != std::string::npos,
+                one.dump());
+  CHECK(task_of(st, "two")["status"] == "skipped");
+  REQUIRE(wpid > 0);
+  CHECK(wait_until([&] { return !crew::process_alive(wpid); }, 3000ms));
+}
+
+TEST_CASE("cli: events --follow on an async run prints every event and stops "
+          "when the run ends") {
+  project p;
+  simple_project(p, "cat >/dev/null; sleep 0.3; echo ok",
+                 {{"one", "w", ""}, {"two", "w", "one"}});
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--async", "--json"});
+  REQUIRE_MESSAGE(r.code == 0, r);
+  auto j = r.last_json();
+  auto id = j["runId"].get<std::string>();
+  p.track(j.value("pid", 0));
+  auto f = p.crew({"events", id, "--follow", "--json"}, 10000);
+  REQUIRE_MESSAGE(f.code == 0, f);
+  auto ls = f.out_lines();
+  REQUIRE(!ls.empty());
+  for (size_t i = 0; i < ls.size(); ++i)
+    CHECK(json::parse(ls[i])["metadata"]["seq"].get<uint64_t>() == i + 1);
+  CHECK(json::parse(ls.back())["type"] == "run.completed");
+  CHECK(ls.size() == p.events(id).size());
+  CHECK(wait_until([&] { return !fs::exists(p.run_dir(id) / "run.lock"); }, 5000ms));
+}
+
+// -- ownership hand-over and orphans -----------------------------------------
+
+TEST_CASE("cli: a cancel right after run --async is never undone by the "
+          "background runner") {
+  project p;
+  simple_project(p, "cat >/dev/null; sleep 0.5; echo ok", {{"one", "w", ""}});
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    auto r = p.crew({"run", "--team", "t", "--goal", "g", "--async", "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r);
+    auto j = r.last_json();
+    auto id = j["runId"].get<std::string>();
+    int bg = j.value("pid", 0);
+    p.track(bg);
+    if (i % 3 != 0) // vary the timing a little
+      std::this_thread::sleep_for(std::chrono::milliseconds{i % 5});
+    auto c = p.crew({"cancel", id, "--json"});
+    REQUIRE_MESSAGE(c.code == 0, c);
+    REQUIRE(wait_until([&] { return !crew::process_alive(bg); }, 5000ms));
+    auto st = p.status(id);
+    CHECK_MESSAGE(st["manifest"]["status"] == "cancelled",
+                  read_text(p.events_file(id)));
+    auto evs = p.events(id);
+    for (auto& [task, n] : terminal_events_per_task(evs))
+      CHECK_MESSAGE(n == 1, task << "\n" << read_text(p.events_file(id)));
+    CHECK(evs.back()["type"] == "run.cancelled");
+  }
+}
+
+TEST_CASE("cli: cancelling a run whose crew process died also stops its "
+          "orphaned workers") {
+  project p;
+  simple_project(p, "cat >/dev/null; echo $$ > w.pid; exec sleep 30",
+                 {{"one", "w", ""}});
+  int wpid = 0;
+  {
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+    REQUIRE(wait_until([&] { return (wpid = read_pid(p.path("w.pid"))) > 0; },
+                       8000ms));
+    p.track(wpid);
+    ::kill(proc.pid, SIGKILL); // the owner dies abruptly (OOM, crash)
+    proc.wait(5000ms);
+  }
+  auto runs = p.root / ".crew" / "state" / "runs";
+  std::string id = fs::directory_iterator(runs)->path().filename().string();
+  auto c = p.crew({"cancel", id, "--json"});
+  REQUIRE_MESSAGE(c.code == 0, c);
+  CHECK(c.last_json()["status"] == "cancelled");
+  CHECK_MESSAGE(wait_until([&] { return !crew::process_alive(wpid); }, 3000ms),
+                "worker " << wpid << " survives the cancel");
 }

@@ -3,6 +3,8 @@
 // Helpers for the CLI integration tests: a throw-away project, running the
 // real `crew` binary, reading its on-disk state.
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -232,8 +234,10 @@ struct project {
     for (auto& a : args)
       cmd += " " + shell_quote(a);
     cmd += " --cwd " + shell_quote(root.string());
-    auto out_file = base / "cli.out";
-    auto err_file = base / "cli.err";
+    static std::atomic<int> counter{0};
+    auto n = std::to_string(++counter); // calls may overlap (threads)
+    auto out_file = base / ("cli-" + n + ".out");
+    auto err_file = base / ("cli-" + n + ".err");
     process_spec spec;
     spec.command_line = "exec " + cmd;
     spec.cwd = base.string();
