@@ -1,0 +1,202 @@
+#include "observability/metrics.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace crew {
+
+// -- quantiles ----------------------------------------------------------------
+
+const std::vector<double>& default_buckets() {
+  static const std::vector<double> result{1,   2,    5,    10,   25,
+                                          50,  100,  250,  500,  1000,
+                                          2500, 5000, 10000};
+  return result;
+}
+
+double bucket_quantile(const std::vector<double>& bounds,
+                       const std::vector<uint64_t>& counts, double sum,
+                       uint64_t count, double q) {
+  constexpr auto nan = std::numeric_limits<double>::quiet_NaN();
+  if (count == 0 || counts.size() != bounds.size() + 1 || std::isnan(q))
+    return nan;
+  q = std::clamp(q, 0.0, 1.0);
+  auto total = static_cast<double>(count);
+  auto target = std::max(1.0, q * total);
+  double cumulative = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    auto in_bucket = static_cast<double>(counts[i]);
+    auto previous = cumulative;
+    cumulative += in_bucket;
+    // The overflow bucket catches a target beyond an inconsistent total.
+    if (cumulative < target && i + 1 < counts.size())
+      continue;
+    auto lower = i == 0 ? 0.0 : bounds[i - 1];
+    auto upper = i < bounds.size() ? bounds[i] : std::max(lower, sum / total);
+    return lower
+           + ((target - previous) / std::max(1.0, in_bucket)) * (upper - lower);
+  }
+  return nan; // unreachable: counts is never empty here
+}
+
+double quantile(const metric_sample& sample, double q) {
+  return bucket_quantile(sample.bounds, sample.bucket_counts, sample.sum,
+                         sample.count, q);
+}
+
+// -- primitives ---------------------------------------------------------------
+
+void counter::inc(double delta) noexcept {
+  if (std::isfinite(delta) && delta >= 0)
+    value_.fetch_add(delta, std::memory_order_relaxed);
+}
+
+void gauge::set(double value) noexcept {
+  if (std::isfinite(value))
+    value_.store(value, std::memory_order_relaxed);
+}
+
+void gauge::add(double delta) noexcept {
+  if (std::isfinite(delta))
+    value_.fetch_add(delta, std::memory_order_relaxed);
+}
+
+histogram::histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
+  for (auto bound : bounds_)
+    if (!std::isfinite(bound))
+      throw std::invalid_argument("histogram bounds must be finite");
+  std::sort(bounds_.begin(), bounds_.end());
+  bounds_.erase(std::unique(bounds_.begin(), bounds_.end()), bounds_.end());
+  auto n = bounds_.size() + 1;
+  counts_ = std::make_unique<std::atomic<uint64_t>[]>(n);
+  for (size_t i = 0; i < n; ++i)
+    counts_[i].store(0, std::memory_order_relaxed);
+}
+
+void histogram::observe(double value) noexcept {
+  if (!std::isfinite(value))
+    return;
+  auto i = std::lower_bound(bounds_.begin(), bounds_.end(), value)
+           - bounds_.begin();
+  counts_[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> histogram::bucket_counts() const {
+  std::vector<uint64_t> result(bounds_.size() + 1);
+  for (size_t i = 0; i < result.size(); ++i)
+    result[i] = counts_[i].load(std::memory_order_relaxed);
+  return result;
+}
+
+uint64_t histogram::count() const noexcept {
+  uint64_t result = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i)
+    result += counts_[i].load(std::memory_order_relaxed);
+  return result;
+}
+
+metric_sample histogram::collect() const {
+  metric_sample result;
+  result.bounds = bounds_;
+  result.bucket_counts = bucket_counts();
+  // Deriving count from the buckets read keeps `+Inf == _count` even while
+  // other threads observe.
+  for (auto n : result.bucket_counts)
+    result.count += n;
+  result.sum = sum();
+  return result;
+}
+
+// -- families -----------------------------------------------------------------
+
+label_set family_base::normalize(const label_set& labels) const {
+  for (auto& [key, value] : labels)
+    if (!is_valid_label_name(key))
+      throw std::invalid_argument("invalid label name '" + key + "' in metric "
+                                  + name_);
+  auto result = labels;
+  std::sort(result.begin(), result.end());
+  auto dup = std::adjacent_find(result.begin(), result.end(),
+                                [](auto& x, auto& y) {
+                                  return x.first == y.first;
+                                });
+  if (dup != result.end())
+    throw std::invalid_argument("duplicate label name '" + dup->first
+                                + "' in metric " + name_);
+  return result;
+}
+
+// -- registry -----------------------------------------------------------------
+
+namespace {
+
+const char* type_name(metric_type type) {
+  switch (type) {
+    case metric_type::counter:
+      return "counter";
+    case metric_type::gauge:
+      return "gauge";
+    default:
+      return "histogram";
+  }
+}
+
+} // namespace
+
+template <class T>
+family<T>& metric_registry::get_or_create(std::string name, std::string help,
+                                          std::vector<double> bounds) {
+  if (!is_valid_metric_name(name))
+    throw std::invalid_argument("invalid metric name '" + name
+                                + "' (expected ^crew\\.[a-z]+\\.[a-z][a-z_]*$)");
+  std::lock_guard guard{mtx_};
+  for (auto& existing : families_) {
+    if (existing->name() != name)
+      continue;
+    if (auto ptr = dynamic_cast<family<T>*>(existing.get()))
+      return *ptr;
+    throw std::invalid_argument("metric '" + name + "' already registered as "
+                                + type_name(existing->type()));
+  }
+  std::unique_ptr<family<T>> created;
+  if constexpr (std::is_same_v<T, histogram>) {
+    // Validate and normalize once, through the histogram constructor.
+    histogram probe{std::move(bounds)};
+    created = std::make_unique<family<T>>(std::move(name), std::move(help),
+                                          probe.bounds());
+  } else {
+    created = std::make_unique<family<T>>(std::move(name), std::move(help));
+  }
+  auto& result = *created;
+  families_.emplace_back(std::move(created));
+  return result;
+}
+
+family<counter>& metric_registry::counter_family(std::string name,
+                                                 std::string help) {
+  return get_or_create<counter>(std::move(name), std::move(help), {});
+}
+
+family<gauge>& metric_registry::gauge_family(std::string name,
+                                             std::string help) {
+  return get_or_create<gauge>(std::move(name), std::move(help), {});
+}
+
+family<histogram>&
+metric_registry::histogram_family(std::string name, std::string help,
+                                  std::vector<double> bounds) {
+  return get_or_create<histogram>(std::move(name), std::move(help),
+                                  std::move(bounds));
+}
+
+std::vector<metric_family> metric_registry::collect() const {
+  std::vector<metric_family> result;
+  std::lock_guard guard{mtx_};
+  result.reserve(families_.size());
+  for (auto& ptr : families_)
+    result.emplace_back(ptr->collect());
+  return result;
+}
+
+} // namespace crew

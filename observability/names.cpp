@@ -1,0 +1,60 @@
+#include "observability/names.hpp"
+
+namespace crew {
+
+namespace {
+
+constexpr bool is_lower(char c) noexcept {
+  return c >= 'a' && c <= 'z';
+}
+
+constexpr bool is_alpha(char c) noexcept {
+  return is_lower(c) || (c >= 'A' && c <= 'Z');
+}
+
+constexpr bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+
+} // namespace
+
+bool is_valid_metric_name(std::string_view name) noexcept {
+  constexpr std::string_view prefix = "crew.";
+  if (!name.starts_with(prefix))
+    return false;
+  name.remove_prefix(prefix.size());
+  auto dot = name.find('.');
+  if (dot == 0 || dot == std::string_view::npos)
+    return false;
+  for (auto c : name.substr(0, dot))
+    if (!is_lower(c))
+      return false;
+  auto tail = name.substr(dot + 1);
+  if (tail.empty() || !is_lower(tail.front()))
+    return false;
+  for (auto c : tail)
+    if (!is_lower(c) && c != '_')
+      return false;
+  return true;
+}
+
+bool is_valid_label_name(std::string_view name) noexcept {
+  if (name.empty() || name.starts_with("__"))
+    return false;
+  if (!is_alpha(name.front()) && name.front() != '_')
+    return false;
+  for (auto c : name)
+    if (!is_alpha(c) && !is_digit(c) && c != '_')
+      return false;
+  return true;
+}
+
+std::string prometheus_name(std::string_view name) {
+  std::string result{name};
+  for (auto& c : result)
+    if (c == '.')
+      c = '_';
+  return result;
+}
+
+} // namespace crew

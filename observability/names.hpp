@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace crew {
+
+/// Checks pi-crew's metric name rule `^crew\.[a-z]+\.[a-z][a-z_]*$`
+/// (e.g. `crew.task.retry_count`): the prefix `crew`, one lowercase
+/// subsystem word and a lowercase snake_case name.
+bool is_valid_metric_name(std::string_view name) noexcept;
+
+/// Checks a label name against `[a-zA-Z_][a-zA-Z0-9_]*` and rejects the
+/// `__` prefix, which Prometheus reserves for internal labels.
+bool is_valid_label_name(std::string_view name) noexcept;
+
+/// Maps a metric name to its Prometheus spelling by replacing every `.` with
+/// `_` (`crew.task.retry_count` -> `crew_task_retry_count`). Type-dependent
+/// suffixes such as `_total` are added by the serializer, not here.
+std::string prometheus_name(std::string_view name);
+
+} // namespace crew
