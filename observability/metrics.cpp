@@ -8,9 +8,8 @@ namespace crew {
 // -- quantiles ----------------------------------------------------------------
 
 const std::vector<double>& default_buckets() {
-  static const std::vector<double> result{1,   2,    5,    10,   25,
-                                          50,  100,  250,  500,  1000,
-                                          2500, 5000, 10000};
+  static const std::vector<double> result{1,   2,   5,    10,   25,   50,   100,
+                                          250, 500, 1000, 2500, 5000, 10000};
   return result;
 }
 
@@ -117,10 +116,9 @@ label_set family_base::normalize(const label_set& labels) const {
                                   + name_);
   auto result = labels;
   std::sort(result.begin(), result.end());
-  auto dup = std::adjacent_find(result.begin(), result.end(),
-                                [](auto& x, auto& y) {
-                                  return x.first == y.first;
-                                });
+  auto dup
+      = std::adjacent_find(result.begin(), result.end(),
+                           [](auto& x, auto& y) { return x.first == y.first; });
   if (dup != result.end())
     throw std::invalid_argument("duplicate label name '" + dup->first
                                 + "' in metric " + name_);
@@ -148,8 +146,9 @@ template <class T>
 family<T>& metric_registry::get_or_create(std::string name, std::string help,
                                           std::vector<double> bounds) {
   if (!is_valid_metric_name(name))
-    throw std::invalid_argument("invalid metric name '" + name
-                                + "' (expected ^crew\\.[a-z]+\\.[a-z][a-z_]*$)");
+    throw std::invalid_argument(
+        "invalid metric name '" + name
+        + "' (expected ^crew\\.[a-z]+\\.[a-z][a-z_]*$)");
   std::lock_guard guard{mtx_};
   for (auto& existing : families_) {
     if (existing->name() != name)

@@ -117,17 +117,13 @@ public:
   void observe(double value) noexcept;
 
   /// Sorted, de-duplicated upper bounds (without `+Inf`).
-  const std::vector<double>& bounds() const noexcept {
-    return bounds_;
-  }
+  const std::vector<double>& bounds() const noexcept { return bounds_; }
 
   /// Non-cumulative per-bucket counts, `bounds().size() + 1` entries.
   std::vector<uint64_t> bucket_counts() const;
 
   /// Sum of all observed values.
-  double sum() const noexcept {
-    return sum_.load(std::memory_order_relaxed);
-  }
+  double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
 
   /// Number of observations (the sum of the bucket counts).
   uint64_t count() const noexcept;
@@ -147,26 +143,20 @@ private:
 class family_base {
 public:
   family_base(std::string name, std::string help, metric_type type)
-    : name_(std::move(name)), help_(std::move(help)), type_(type) {
+      : name_(std::move(name)), help_(std::move(help)), type_(type) {
     // nop
   }
 
   virtual ~family_base() = default;
 
   /// Dotted metric name (`crew.run.count`).
-  const std::string& name() const noexcept {
-    return name_;
-  }
+  const std::string& name() const noexcept { return name_; }
 
   /// Help text given by the first registration.
-  const std::string& help() const noexcept {
-    return help_;
-  }
+  const std::string& help() const noexcept { return help_; }
 
   /// Kind of the metrics in this family.
-  metric_type type() const noexcept {
-    return type_;
-  }
+  metric_type type() const noexcept { return type_; }
 
   /// Snapshot of all series, ordered by their (sorted) label sets.
   virtual metric_family collect() const = 0;
@@ -188,10 +178,9 @@ private:
 template <class T>
 class family : public family_base {
 public:
-  family(std::string name, std::string help,
-         std::vector<double> bounds = {})
-    : family_base(std::move(name), std::move(help), type_of()),
-      bounds_(std::move(bounds)) {
+  family(std::string name, std::string help, std::vector<double> bounds = {})
+      : family_base(std::move(name), std::move(help), type_of()),
+        bounds_(std::move(bounds)) {
     // nop
   }
 
@@ -235,9 +224,7 @@ public:
   }
 
   /// Histogram bounds shared by all series (empty for counters and gauges).
-  const std::vector<double>& bounds() const noexcept {
-    return bounds_;
-  }
+  const std::vector<double>& bounds() const noexcept { return bounds_; }
 
   metric_family collect() const override {
     metric_family result{name(), help(), type(), {}};

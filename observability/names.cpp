@@ -54,7 +54,30 @@ std::string prometheus_name(std::string_view name) {
   for (auto& c : result)
     if (c == '.')
       c = '_';
+  if (std::string_view{result}.ends_with("_ms")) {
+    result.resize(result.size() - 3);
+    result += "_seconds";
+  }
   return result;
+}
+
+double prometheus_scale(std::string_view name) noexcept {
+  return name.ends_with("_ms") ? 0.001 : 1.0;
+}
+
+std::string prometheus_label_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size() + 4);
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') {
+      if (!out.empty() && out.back() != '_')
+        out += '_';
+      out += static_cast<char>(c - 'A' + 'a');
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 } // namespace crew

@@ -94,13 +94,13 @@ std::string otlp_metrics_json(const std::vector<metric_family>& families,
                              {"isMonotonic", true}};
         break;
       case metric_type::gauge:
-        metric["gauge"] = json{
-          {"dataPoints", number_points(family, start, now)}};
+        metric["gauge"]
+            = json{{"dataPoints", number_points(family, start, now)}};
         break;
       case metric_type::histogram:
-        metric["histogram"] = json{
-          {"dataPoints", histogram_points(family, start, now)},
-          {"aggregationTemporality", cumulative}};
+        metric["histogram"]
+            = json{{"dataPoints", histogram_points(family, start, now)},
+                   {"aggregationTemporality", cumulative}};
         break;
     }
     metrics.push_back(std::move(metric));
@@ -108,13 +108,12 @@ std::string otlp_metrics_json(const std::vector<metric_family>& families,
   json scope{{"name", res.scope_name}};
   if (!res.scope_version.empty())
     scope["version"] = res.scope_version;
-  json body{
-    {"resourceMetrics",
-     json::array({json{
-       {"resource", json{{"attributes", std::move(attributes)}}},
-       {"scopeMetrics",
-        json::array({json{{"scope", std::move(scope)},
-                          {"metrics", std::move(metrics)}}})}}})}};
+  json body{{"resourceMetrics",
+             json::array({json{
+                 {"resource", json{{"attributes", std::move(attributes)}}},
+                 {"scopeMetrics",
+                  json::array({json{{"scope", std::move(scope)},
+                                    {"metrics", std::move(metrics)}}})}}})}};
   return body.dump();
 }
 
@@ -162,8 +161,7 @@ public:
   static bool is_double(const json& x) {
     if (x.is_number())
       return true;
-    return x.is_string()
-           && (x == "NaN" || x == "Infinity" || x == "-Infinity");
+    return x.is_string() && (x == "NaN" || x == "Infinity" || x == "-Infinity");
   }
 
   static bool is_camel(const std::string& key) {
@@ -336,8 +334,8 @@ public:
       if (metric.contains(key) && !metric[key].is_string())
         fail(at(path, key), "expected a string");
     int kinds = 0;
-    for (auto key : {"sum", "gauge", "histogram", "exponentialHistogram",
-                     "summary"})
+    for (auto key :
+         {"sum", "gauge", "histogram", "exponentialHistogram", "summary"})
       kinds += metric.contains(key) ? 1 : 0;
     if (kinds != 1) {
       fail(path, "expected exactly one of sum, gauge, histogram");

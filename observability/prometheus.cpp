@@ -26,7 +26,7 @@ void append_label_prefix(std::string& out, const label_set& labels) {
   char sep = '{';
   for (auto& [key, value] : labels) {
     out += sep;
-    out += key;
+    out += prometheus_label_name(key);
     out += "=\"";
     append_prometheus_label_value(out, value);
     out += '"';
@@ -67,10 +67,10 @@ void append_value_line(std::string& out, const std::string& name,
 
 void append_histogram(std::string& out, const std::string& name,
                       const std::string& labels, const metric_sample& sample,
-                      const std::vector<std::string>& le) {
+                      const std::vector<std::string>& le, double scale) {
   // Bucket lines share the prefix `name_bucket{labels,le="`.
-  auto bucket_head = name + "_bucket" + (labels.empty() ? "{" : labels + ",")
-                     + "le=\"";
+  auto bucket_head
+      = name + "_bucket" + (labels.empty() ? "{" : labels + ",") + "le=\"";
   uint64_t cumulative = 0;
   auto n = std::min(sample.bounds.size(), sample.bucket_counts.size());
   for (size_t i = 0; i < n; ++i) {
@@ -83,7 +83,7 @@ void append_histogram(std::string& out, const std::string& name,
   out += bucket_head;
   out += "+Inf\"} ";
   fmt::format_to(std::back_inserter(out), "{}\n", sample.count);
-  append_value_line(out, name + "_sum", labels, sample.sum);
+  append_value_line(out, name + "_sum", labels, sample.sum * scale);
   out += name;
   out += "_count";
   if (!labels.empty()) {
@@ -101,8 +101,7 @@ void append_prometheus_number(std::string& out, double value) {
   } else if (std::isinf(value)) {
     out += value > 0 ? "+Inf" : "-Inf";
   } else if (value == std::trunc(value) && std::fabs(value) < 9.2e18) {
-    fmt::format_to(std::back_inserter(out), "{}",
-                   static_cast<int64_t>(value));
+    fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(value));
   } else {
     fmt::format_to(std::back_inserter(out), "{}", value);
   }
@@ -145,6 +144,8 @@ std::string prometheus_text(const std::vector<metric_family>& families) {
   const std::vector<double>* le_bounds = nullptr;
   for (auto& family : families) {
     auto name = family_name(family);
+    auto scale = prometheus_scale(family.name);
+    le_bounds = nullptr; // the cached le texts depend on the scale
     if (!family.help.empty()) {
       out += "# HELP ";
       out += name;
@@ -158,17 +159,17 @@ std::string prometheus_text(const std::vector<metric_family>& families) {
       labels.clear();
       append_label_prefix(labels, sample.labels);
       if (family.type != metric_type::histogram) {
-        append_value_line(out, name, labels, sample.value);
+        append_value_line(out, name, labels, sample.value * scale);
         continue;
       }
       // Samples of one family share their bounds; format them once.
       if (le_bounds == nullptr || *le_bounds != sample.bounds) {
         le.clear();
         for (auto bound : sample.bounds)
-          append_prometheus_number(le.emplace_back(), bound);
+          append_prometheus_number(le.emplace_back(), bound * scale);
         le_bounds = &sample.bounds;
       }
-      append_histogram(out, name, labels, sample, le);
+      append_histogram(out, name, labels, sample, le, scale);
     }
   }
   return out;

@@ -10,7 +10,7 @@ namespace crew {
 
 /// Value of the `Content-Type` header for `prometheus_text` output.
 constexpr const char* prometheus_content_type
-  = "text/plain; version=0.0.4; charset=utf-8";
+    = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders snapshots in the Prometheus text exposition format 0.0.4.
 ///

@@ -54,9 +54,9 @@ std::vector<std::string> split_words(std::string_view name) {
 
 bool is_secret_word(std::string_view w) {
   static constexpr std::array<std::string_view, 14> words{
-    "token",      "secret",      "secrets",     "password", "passwords",
-    "passwd",     "credential",  "credentials", "auth",     "authorization",
-    "apikey",     "cookie",      "cookies",     "passphrase"};
+      "token",  "secret",     "secrets",     "password",  "passwords",
+      "passwd", "credential", "credentials", "auth",      "authorization",
+      "apikey", "cookie",     "cookies",     "passphrase"};
   return std::find(words.begin(), words.end(), w) != words.end();
 }
 
@@ -167,8 +167,8 @@ std::string redact_text(std::string_view text) {
       continue; // nothing to hide, e.g. `token:` ending a sentence
     out.append(text.substr(i, j - i));
     auto value = text.substr(j, value_end - j);
-    if ((iequals(value, "bearer") || iequals(value, "basic"))
-        && value_end < n && text[value_end] == ' ' && value_end + 1 < n
+    if ((iequals(value, "bearer") || iequals(value, "basic")) && value_end < n
+        && text[value_end] == ' ' && value_end + 1 < n
         && !stops(text[value_end + 1])) {
       out += value;
       out += ' ';

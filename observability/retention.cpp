@@ -7,7 +7,7 @@ namespace crew {
 
 time_windowed_counter::time_windowed_counter(std::chrono::milliseconds window,
                                              size_t buckets)
-  : window_(window) {
+    : window_(window) {
   if (buckets == 0)
     throw std::invalid_argument("time_windowed_counter needs a bucket");
   width_ = window / static_cast<int64_t>(buckets);
@@ -17,8 +17,8 @@ time_windowed_counter::time_windowed_counter(std::chrono::milliseconds window,
 }
 
 int64_t time_windowed_counter::slot_of(time_point t) const noexcept {
-  auto since = std::chrono::floor<std::chrono::milliseconds>(
-    t.time_since_epoch());
+  auto since
+      = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch());
   auto n = since.count(), w = width_.count();
   // Floor division, so instants before the epoch map to earlier slots.
   return n >= 0 ? n / w : -((-n + w - 1) / w);

@@ -42,9 +42,7 @@ public:
   double rate_per_second(time_point now) const;
 
   /// Configured window length.
-  std::chrono::milliseconds window() const noexcept {
-    return window_;
-  }
+  std::chrono::milliseconds window() const noexcept { return window_; }
 
 private:
   struct bucket {

@@ -36,6 +36,7 @@ int64_t steady_ns() {
 run_engine::run_engine(std::string run_id, const std::vector<planned_task>& plan,
                        uint64_t last_seq, engine_options opts)
   : run_id_(std::move(run_id)),
+    ids_(correlation::for_run(run_id_)),
     plan_(plan),
     opts_(std::move(opts)),
     tasks_(plan.size()),
@@ -77,17 +78,29 @@ void run_engine::load_states(const std::vector<task_state>& states) {
   }
 }
 
-void run_engine::emit(std::string_view type, std::string_view task_id,
+void run_engine::emit(std::string_view type, uint32_t task,
                       std::string_view message, std::string_view data,
-                      clock::time_point now) {
+                      clock::time_point now, span_level level) {
   event_fields ev;
   ev.type = type;
   ev.run_id = run_id_;
-  ev.task_id = task_id;
+  if (task != no_task)
+    ev.task_id = plan_[task].id;
   ev.message = message;
   ev.data_json = data;
   ev.seq = ++seq_;
   ev.time = now;
+  ev.trace_hi = ids_.trace_hi;
+  ev.trace_lo = ids_.trace_lo;
+  if (task == no_task || level == span_level::run) {
+    ev.span_id = ids_.run_span;
+  } else if (level == span_level::task || tasks_[task].attempt == 0) {
+    ev.span_id = ids_.task_span(task);
+    ev.parent_span_id = ids_.run_span;
+  } else {
+    ev.span_id = ids_.attempt_span(task, tasks_[task].attempt);
+    ev.parent_span_id = ids_.task_span(task);
+  }
   append_event_line(buf_, ev);
 }
 
@@ -100,13 +113,13 @@ bool run_engine::worker_started(uint32_t index, uint32_t attempt, int32_t pid,
     return false;
   auto data = fmt::format(R"({{"attempt":{},"pid":{},"startTime":{}}})", attempt,
                           pid, start_time);
-  emit("task.worker", plan_[index].id, {}, data, now_ms());
+  emit("task.worker", index, {}, data, now_ms(), span_level::attempt);
   return true;
 }
 
 void run_engine::record(std::string_view type, std::string_view message,
                         std::string_view data) {
-  emit(type, {}, message, data, now_ms());
+  emit(type, no_task, message, data, now_ms());
 }
 
 std::string run_engine::take_events() {
@@ -122,7 +135,7 @@ void run_engine::emit_run_status(run_status st, std::string_view summary) {
   scratch_.clear();
   fmt::format_to(std::back_inserter(scratch_), "run.{}", to_string(st));
   auto type = scratch_;
-  emit(type, {}, summary, {}, now_ms());
+  emit(type, no_task, summary, {}, now_ms());
 }
 
 void run_engine::start(std::string_view summary, bool resume) {
@@ -147,7 +160,8 @@ void run_engine::start(std::string_view summary, bool resume) {
       t.has_exit_code = false;
       t.exit_code = 0;
       errors_.erase(i);
-      emit("task.requeued", plan_[i].id, "Requeued by resume.", data, now);
+      emit("task.requeued", i, "Requeued by resume.", data, now,
+           span_level::task);
     }
   }
   emit_run_status(run_status::running, summary);
@@ -203,7 +217,7 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
     scratch_ += R"(,"runtime":)";
     append_json_string(scratch_, opts_.runtime);
     scratch_ += '}';
-    emit("task.started", p.id, {}, scratch_, now);
+    emit("task.started", i, {}, scratch_, now, span_level::attempt);
     out.push_back(i);
   }
 }
@@ -212,7 +226,8 @@ void run_engine::finish_task(uint32_t index, task_status st,
                              std::string_view message, std::string_view data,
                              clock::time_point now) {
   auto& t = tasks_[index];
-  if (t.status == task_status::running)
+  bool was_running = t.status == task_status::running;
+  if (was_running)
     --running_;
   --counts_[static_cast<int>(t.status)];
   ++counts_[static_cast<int>(st)];
@@ -225,7 +240,10 @@ void run_engine::finish_task(uint32_t index, task_status st,
   scratch_ += "task.";
   scratch_ += to_string(st);
   auto type = scratch_;
-  emit(type, plan_[index].id, message, data, now);
+  // The end of an attempt belongs to the attempt's span; a task skipped or
+  // cancelled while queued only to the task's.
+  emit(type, index, message, data, now,
+       was_running ? span_level::attempt : span_level::task);
   releases_.emplace_back(seq_, index);
 }
 

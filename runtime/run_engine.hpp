@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "messages/task.hpp"
+#include "store/correlation.hpp"
 #include "store/model.hpp"
 
 namespace crew {
@@ -146,9 +147,15 @@ public:
   }
 
 private:
-  void emit(std::string_view type, std::string_view task_id,
-            std::string_view message, std::string_view data,
-            clock::time_point now);
+  /// Which span an event belongs to: the run, a task, or a task's current
+  /// attempt (run -> task -> attempt).
+  enum class span_level : uint8_t { run, task, attempt };
+
+  static constexpr uint32_t no_task = UINT32_MAX;
+
+  void emit(std::string_view type, uint32_t task, std::string_view message,
+            std::string_view data, clock::time_point now,
+            span_level level = span_level::run);
   void emit_run_status(run_status st, std::string_view summary);
   void finish_task(uint32_t index, task_status st, std::string_view message,
                    std::string_view data, clock::time_point now);
@@ -157,6 +164,7 @@ private:
   void maybe_finish();
 
   std::string run_id_;
+  correlation ids_;
   const std::vector<planned_task>& plan_;
   engine_options opts_;
   std::vector<task_runtime> tasks_;

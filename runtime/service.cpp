@@ -16,6 +16,7 @@
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
+#include "store/correlation.hpp"
 #include "store/event_log.hpp"
 #include "store/json_writer.hpp"
 #include "store/snapshot.hpp"
@@ -131,11 +132,24 @@ backend_kind backend_for(const crew_config& cfg) {
   }
 }
 
+/// One event line written outside a run actor (run.created, an offline
+/// cancel), with the run's correlation ids: run-level events carry the run
+/// span, task events the task span.
 std::string event_line(std::string_view type, std::string_view run_id,
                        std::string_view task_id, std::string_view message,
-                       std::string_view data, uint64_t seq) {
+                       std::string_view data, uint64_t seq,
+                       uint32_t task_index = UINT32_MAX) {
   std::string out;
   event_fields ev;
+  auto ids = correlation::for_run(run_id);
+  ev.trace_hi = ids.trace_hi;
+  ev.trace_lo = ids.trace_lo;
+  if (task_index == UINT32_MAX) {
+    ev.span_id = ids.run_span;
+  } else {
+    ev.span_id = ids.task_span(task_index);
+    ev.parent_span_id = ids.run_span;
+  }
   ev.type = type;
   ev.run_id = run_id;
   ev.task_id = task_id;
@@ -475,7 +489,7 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
     if (is_terminal(t.status))
       continue;
     bytes += event_line("task.cancelled", run_id, view.plan[i].id, reason, {},
-                        ++seq);
+                        ++seq, static_cast<uint32_t>(i));
   }
   bytes += event_line("run.cancelled", run_id, {}, reason, {}, ++seq);
   log.append(bytes, seq);

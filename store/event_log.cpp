@@ -12,6 +12,7 @@
 
 #include "messages/errors.hpp"
 #include "store/atomic_file.hpp"
+#include "store/correlation.hpp"
 #include "store/clock.hpp"
 #include "store/detail/event_scan.hpp"
 #include "store/json_writer.hpp"
@@ -45,8 +46,21 @@ void append_event_line(std::string& out, const event_fields& ev) {
   char num[24];
   auto [end, ec] = std::to_chars(num, num + sizeof(num), ev.seq);
   out.append(num, static_cast<size_t>(end - num));
-  out.append(R"(,"provenance":"team_runner"}})"
-             "\n");
+  out.append(R"(,"provenance":"team_runner")");
+  if ((ev.trace_hi | ev.trace_lo) != 0) {
+    out.append(R"(,"traceId":")");
+    append_hex16(out, ev.trace_hi);
+    append_hex16(out, ev.trace_lo);
+    out.append(R"(","spanId":")");
+    append_hex16(out, ev.span_id);
+    out.push_back('"');
+    if (ev.parent_span_id != 0) {
+      out.append(R"(,"parentSpanId":")");
+      append_hex16(out, ev.parent_span_id);
+      out.push_back('"');
+    }
+  }
+  out.append("}}\n");
 }
 
 // -- durability policy --------------------------------------------------------

@@ -20,11 +20,18 @@ struct event_fields {
   std::string_view data_json; ///< raw JSON object text, omitted when empty
   uint64_t seq = 0;
   std::chrono::system_clock::time_point time;
+  /// Correlation (metadata.traceId/spanId/parentSpanId as hex); written
+  /// when `trace_hi | trace_lo` is non-zero, parent when non-zero.
+  uint64_t trace_hi = 0;
+  uint64_t trace_lo = 0;
+  uint64_t span_id = 0;
+  uint64_t parent_span_id = 0;
 };
 
 /// Appends one event line, terminated by `\n`, to `out`, in pi-crew's key
 /// order: `{"time":…,"type":…,"runId":…,"taskId":…,"message":…,"data":…,
-/// "metadata":{"seq":N,"provenance":"team_runner"}}`. The hot path: it
+/// "metadata":{"seq":N,"provenance":"team_runner","traceId":…,"spanId":…,
+/// "parentSpanId":…}}`. The hot path: it
 /// allocates nothing beyond growing `out`. `data_json` is copied verbatim and
 /// must be valid JSON.
 void append_event_line(std::string& out, const event_fields& ev);

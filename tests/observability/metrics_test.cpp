@@ -211,8 +211,7 @@ TEST_CASE("metric_registry: invalid names throw naming the metric") {
     CHECK(std::string{e.what()}.find("crew.Run.count") != std::string::npos);
   }
   CHECK_THROWS_AS(reg.gauge_family("run_count", "x"), std::invalid_argument);
-  CHECK_THROWS_AS(reg.histogram_family("crew.run", "x"),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(reg.histogram_family("crew.run", "x"), std::invalid_argument);
   CHECK(reg.collect().empty());
 }
 
@@ -228,8 +227,9 @@ TEST_CASE("metric_registry: the first histogram creator's bounds win") {
 
 TEST_CASE("metric_registry: collect preserves registration order") {
   metric_registry reg;
-  reg.histogram_family("crew.run.duration_ms", "D").add({{"team", "a"}})
-    .observe(3);
+  reg.histogram_family("crew.run.duration_ms", "D")
+      .add({{"team", "a"}})
+      .observe(3);
   reg.counter_family("crew.run.count", "Runs").add({{"status", "done"}}).inc(2);
   reg.gauge_family("crew.heartbeat.staleness_ms", "S").add({}).set(7);
   auto snap = reg.collect();

@@ -12,11 +12,11 @@ TEST_CASE("names: accepts pi-crew's catalogue names") {
 }
 
 TEST_CASE("names: rejects names outside ^crew\\.[a-z]+\\.[a-z][a-z_]*$") {
-  for (auto name : {"", "crew", "crew.", "crew.run", "crew.run.", "run.count",
-                    "crew.Run.count", "crew.run.Count", "crew.run._count",
-                    "crew.run.1count", "crew.run.count2", "crew.run.count.x",
-                    "crew..count", "crew.run.dur-ms", "pi.run.count",
-                    "crew_run_count"})
+  for (auto name :
+       {"", "crew", "crew.", "crew.run", "crew.run.", "run.count",
+        "crew.Run.count", "crew.run.Count", "crew.run._count",
+        "crew.run.1count", "crew.run.count2", "crew.run.count.x", "crew..count",
+        "crew.run.dur-ms", "pi.run.count", "crew_run_count"})
     CHECK_MESSAGE(!is_valid_metric_name(name), name);
 }
 
