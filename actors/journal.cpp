@@ -4,7 +4,11 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
+#include <chrono>
+
 #include "messages/errors.hpp"
+#include "observability/metrics.hpp"
 
 namespace crew {
 
@@ -14,6 +18,32 @@ using self_ptr = journal_impl::stateful_pointer<journal_state>;
 
 caf::error io_failure(const std::string& what) {
   return caf::make_error(caf::sec::runtime_error, what);
+}
+
+int64_t steady_ns() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Adds one append's receipt -> durable latency to the commit statistics.
+void observe_latency(journal_state& st, int64_t received_ns, int64_t now_ns) {
+  auto& b = st.stats.append_to_durable_ms;
+  auto& bounds = default_buckets();
+  if (b.counts.size() != bounds.size() + 1)
+    b.counts.assign(bounds.size() + 1, 0);
+  auto ms = static_cast<double>(now_ns - received_ns) / 1e6;
+  auto i = std::lower_bound(bounds.begin(), bounds.end(), ms) - bounds.begin();
+  ++b.counts[static_cast<size_t>(i)];
+  b.sum += ms;
+}
+
+/// Sends the statistics of the commit just made to the metric sink.
+void publish_stats(self_ptr self) {
+  auto& st = self->state;
+  if (st.sink && st.stats.events > 0)
+    self->send(st.sink, stats_atom_v, std::move(st.stats));
+  st.stats = commit_stats{};
 }
 
 /// Syncs every dirty log and answers every waiter: the group commit.
@@ -36,18 +66,24 @@ void commit(self_ptr self) {
   }
   auto waiters = std::move(st.waiters);
   st.waiters.clear();
+  auto now = steady_ns();
   for (auto& w : waiters) {
-    if (failure.empty())
+    if (failure.empty()) {
+      observe_latency(st, w.received_ns, now);
       w.promise.deliver(w.seq);
-    else
+    } else {
       w.promise.deliver(io_failure(failure));
+    }
   }
+  publish_stats(self);
 }
 
 } // namespace
 
-journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
+journal_impl::behavior_type journal(self_ptr self, fsync_policy policy,
+                                    metric_sink_actor sink) {
   self->state.policy = policy;
+  self->state.sink = std::move(sink);
   return {
     [=](caf::open_atom, const std::string& run_id,
         const std::string& path) -> caf::result<uint64_t, std::string> {
@@ -69,6 +105,7 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
     [=](append_atom, const std::string& run_id, const std::string& bytes,
         uint64_t seq) -> caf::result<uint64_t> {
       auto& st = self->state;
+      auto received = steady_ns();
       auto i = st.logs.find(run_id);
       if (i == st.logs.end())
         return io_failure("journal: log of run '" + run_id + "' is not open");
@@ -78,9 +115,12 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
         return io_failure(e.what());
       }
       st.appended_bytes += bytes.size();
+      st.stats.events += seq - i->second.written_seq;
       i->second.written_seq = seq;
       switch (st.policy) {
         case fsync_policy::none:
+          observe_latency(st, received, steady_ns());
+          publish_stats(self);
           return seq;
         case fsync_policy::always:
           try {
@@ -89,13 +129,15 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
           } catch (const std::exception& e) {
             return io_failure(e.what());
           }
+          observe_latency(st, received, steady_ns());
+          publish_stats(self);
           return seq;
         case fsync_policy::batch:
           break;
       }
       i->second.dirty = true;
       auto rp = self->make_response_promise<uint64_t>();
-      st.waiters.push_back({rp, seq});
+      st.waiters.push_back({rp, seq, received});
       if (!st.commit_pending) {
         st.commit_pending = true;
         self->send(self, commit_atom_v);
@@ -110,8 +152,9 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy) {
   };
 }
 
-journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy) {
-  return sys.spawn<caf::detached>(journal, policy);
+journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy,
+                            metric_sink_actor sink) {
+  return sys.spawn<caf::detached>(journal, policy, std::move(sink));
 }
 
 } // namespace crew

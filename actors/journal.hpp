@@ -10,6 +10,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/metric_sink.hpp"
 #include "messages/type_ids.hpp"
 #include "store/event_log.hpp"
 
@@ -48,6 +49,7 @@ struct journal_state {
   struct waiter {
     caf::typed_response_promise<uint64_t> promise;
     uint64_t seq = 0;
+    int64_t received_ns = 0; ///< when the append reached the journal
   };
 
   fsync_policy policy = fsync_policy::batch;
@@ -56,12 +58,16 @@ struct journal_state {
   bool commit_pending = false;
   uint64_t syncs = 0;          ///< fsyncs performed
   uint64_t appended_bytes = 0;
+  metric_sink_actor sink;      ///< receives commit statistics (may be null)
+  commit_stats stats;          ///< accumulated since the last commit
 };
 
 journal_impl::behavior_type
-journal(journal_impl::stateful_pointer<journal_state> self, fsync_policy policy);
+journal(journal_impl::stateful_pointer<journal_state> self, fsync_policy policy,
+        metric_sink_actor sink);
 
 /// Spawns the journal on a thread of its own.
-journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy);
+journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy,
+                            metric_sink_actor sink = {});
 
 } // namespace crew

@@ -9,10 +9,15 @@
 namespace crew {
 
 node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
-                               fsync_policy policy) {
-  self->state.policy = policy;
-  self->state.journal = spawn_journal(self->system(), policy);
-  self->monitor(self->state.journal);
+                               node_options options) {
+  auto& st = self->state;
+  st.options = std::move(options);
+  if (st.options.metrics_enabled) {
+    st.sink = self->spawn<caf::detached>(metric_sink, st.options.metrics);
+    self->link_to(st.sink);
+  }
+  st.journal = spawn_journal(self->system(), st.options.fsync, st.sink);
+  self->monitor(st.journal);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
     if (dm.source == st.journal.address()) {
@@ -21,7 +26,7 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
       std::cerr << "crew: journal stopped (" << to_string(dm.reason)
                 << "); restarting it\n";
       ++st.journal_restarts;
-      st.journal = spawn_journal(self->system(), st.policy);
+      st.journal = spawn_journal(self->system(), st.options.fsync, st.sink);
       self->monitor(st.journal);
       return;
     }
@@ -31,12 +36,13 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
     [=](start_atom, run_setup_ptr setup, caf::actor listener) -> run_actor {
       auto& st = self->state;
       auto id = setup->manifest.run_id;
-      auto handle = self->spawn(run, std::move(setup), st.journal,
+      auto handle = self->spawn(run, std::move(setup), st.journal, st.sink,
                                 std::move(listener));
       self->monitor(handle);
       st.runs.emplace(handle.address(), std::move(id));
       return handle;
     },
+    [=](caf::get_atom) { return self->state.sink; },
   };
 }
 

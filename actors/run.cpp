@@ -114,15 +114,32 @@ void write_snapshot(self_ptr self) {
   st.last_snapshot_ns = steady_ns();
 }
 
+void send_scheduler_stats(self_ptr self) {
+  auto& st = self->state;
+  if (!st.sink || !st.engine)
+    return;
+  auto p = st.engine->progress();
+  scheduler_stats x;
+  x.run_id = st.setup->manifest.run_id;
+  x.queued = p.queued;
+  x.running = p.running;
+  x.dispatch_latency_ms = st.engine->take_dispatch_latency();
+  self->send(st.sink, stats_atom_v, std::move(x));
+}
+
 void finish(self_ptr self) {
   auto& st = self->state;
   if (st.stopping)
     return;
   st.stopping = true;
   write_snapshot(self);
+  send_scheduler_stats(self);
   self->request(st.journal, caf::infinite, caf::close_atom_v,
                 st.setup->manifest.run_id)
     .then([=](bool) {
+      if (self->state.sink)
+        self->send(self->state.sink, untrack_atom_v,
+                   self->state.setup->manifest.run_id);
       notify(self, true);
       if (self->state.pool)
         self->send_exit(self->state.pool, caf::exit_reason::user_shutdown);
@@ -161,12 +178,18 @@ void flush(self_ptr self) {
     return;
   auto seq = st.engine->last_seq();
   ++st.appends_in_flight;
+  auto notes = std::make_shared<std::vector<event_note>>(st.engine->take_notes());
   self->request(st.journal, caf::infinite, append_atom_v,
                 st.setup->manifest.run_id, st.engine->take_events(), seq)
     .then(
       [=](uint64_t durable) {
         auto& st = self->state;
         --st.appends_in_flight;
+        // Journal first, then subscribers: the digests of these events go
+        // to the metric sink once the events are durable.
+        if (st.sink && !notes->empty())
+          self->send(st.sink, notes_atom_v, st.setup->manifest.run_id,
+                     std::move(*notes));
         st.engine->on_durable(durable);
         pump(self);
       },
@@ -321,6 +344,7 @@ void housekeep(self_ptr self) {
   if (st.stopping || !st.fatal.empty())
     return;
   notify(self, false);
+  send_scheduler_stats(self);
   std::error_code ec;
   auto request = st.setup->paths.cancel_request();
   if (std::filesystem::exists(request, ec)) {
@@ -347,6 +371,9 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
                    setup.resume);
   st.started = true;
   st.last_snapshot_ns = steady_ns();
+  if (st.sink)
+    self->send(st.sink, track_atom_v, setup.manifest.run_id, setup.manifest.team,
+               plan_ptr{st.setup, &st.setup->plan});
   if (setup.max_run_ms > 0)
     self->delayed_send(self, std::chrono::milliseconds{setup.max_run_ms},
                        deadline_atom_v);
@@ -357,10 +384,12 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
 } // namespace
 
 run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
-                            journal_actor journal, caf::actor listener) {
+                            journal_actor journal, metric_sink_actor sink,
+                            caf::actor listener) {
   auto& st = self->state;
   st.setup = std::move(setup);
   st.journal = std::move(journal);
+  st.sink = std::move(sink);
   st.listener = std::move(listener);
   if (st.setup->backend == backend_kind::sim) {
     st.pool = self->spawn<caf::linked>(worker_pool, caf::actor_cast<run_actor>(self),

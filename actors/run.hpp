@@ -11,6 +11,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/journal.hpp"
+#include "actors/metric_sink.hpp"
 #include "messages/type_ids.hpp"
 #include "runtime/run_setup.hpp"
 
@@ -44,6 +45,7 @@ struct run_state {
   run_setup_ptr setup;
   std::unique_ptr<run_engine> engine;
   journal_actor journal;
+  metric_sink_actor sink; ///< may be null (observability disabled)
   caf::actor listener;
   worker_pool_actor pool;
   /// Live task_worker actors -> (task index, attempt).
@@ -62,6 +64,6 @@ struct run_state {
 
 run_impl::behavior_type run(run_impl::stateful_pointer<run_state> self,
                             run_setup_ptr setup, journal_actor journal,
-                            caf::actor listener);
+                            metric_sink_actor sink, caf::actor listener);
 
 } // namespace crew

@@ -83,6 +83,8 @@ enum class kind {
   string_or_false,
   string_list_or_false,
   string_list_or_false_or_csv,
+  http_url,     ///< "http(s)://host[:port][/path]"
+  http_headers, ///< record<token, string without CR/LF>
 };
 
 constexpr int64_t unbounded = 9007199254740991; // 2^53 - 1
@@ -184,8 +186,8 @@ const std::vector<key_spec>& schema() {
     {"reliability.heartbeat.staleMs", k::integer, 1, 86400000},
     {"reliability.heartbeat.deadMs", k::integer, 1, 86400000},
     {"otlp.enabled", k::boolean},
-    {"otlp.endpoint", k::string},
-    {"otlp.headers", k::string_map},
+    {"otlp.endpoint", k::http_url},
+    {"otlp.headers", k::http_headers},
     {"otlp.intervalMs", k::integer, 5000, unbounded},
     {"store.fsync", k::enumeration, 0, 0, {"none", "batch", "always"}},
     {"store.snapshotIntervalMs", k::integer, 0, 3600000},
@@ -338,6 +340,36 @@ bool is_hhmm_range(const std::string& s) {
          && digit(9) && digit(10);
 }
 
+bool is_http_url(std::string_view url) {
+  std::string_view rest;
+  if (url.starts_with("http://"))
+    rest = url.substr(7);
+  else if (url.starts_with("https://"))
+    rest = url.substr(8);
+  else
+    return false;
+  auto host = rest.substr(0, rest.find('/'));
+  if (host.empty() || host.find_first_of(" \t\r\n@") != std::string_view::npos)
+    return false;
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos
+                                    && host.find(']') == std::string_view::npos) {
+    auto port = host.substr(colon + 1);
+    if (port.empty() || port.size() > 5
+        || port.find_first_not_of("0123456789") != std::string_view::npos
+        || std::stoi(std::string{port}) > 65535 || colon == 0)
+      return false;
+  }
+  return true;
+}
+
+bool is_header_name(std::string_view name) {
+  return !name.empty()
+         && std::all_of(name.begin(), name.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '-'
+                     || c == '_';
+            });
+}
+
 void check_leaf(const key_spec& spec, const json& v, std::string_view origin,
                 const std::string& path) {
   switch (spec.type) {
@@ -416,6 +448,30 @@ void check_leaf(const key_spec& spec, const json& v, std::string_view origin,
       if (!ok)
         fail(origin, path,
              "must be an object whose values are arrays of strings " + got(v));
+      return;
+    }
+    case kind::http_url:
+      if (!v.is_string() || !is_http_url(v.get<std::string>()))
+        fail(origin, path,
+             "must be an http:// or https:// URL with a host, e.g. "
+             "\"http://127.0.0.1:4318/v1/metrics\" "
+               + got(v));
+      return;
+    case kind::http_headers: {
+      auto ok = v.is_object()
+                && std::all_of(v.items().begin(), v.items().end(),
+                               [](const auto& kv) {
+                                 return is_header_name(kv.key())
+                                        && kv.value().is_string()
+                                        && kv.value().template get<std::string>()
+                                               .find_first_of("\r\n")
+                                             == std::string::npos;
+                               });
+      if (!ok)
+        fail(origin, path,
+             "must map header names (letters, digits, -) to single-line "
+             "strings "
+               + got(v));
       return;
     }
     case kind::hhmm_range:
@@ -706,6 +762,7 @@ void apply_override(crew_config& cfg, std::string_view key_eq_value) {
       case kind::string:
       case kind::enumeration:
       case kind::hhmm_range:
+      case kind::http_url:
         if (!value.is_string())
           value = text;
         break;

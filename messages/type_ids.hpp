@@ -6,6 +6,7 @@
 
 #include <caf/type_id.hpp> // CAF_BEGIN_TYPE_ID_BLOCK
 
+#include "messages/metrics.hpp"
 #include "messages/task.hpp"
 
 // The one type-ID block of the project. Names are the wire names: keep them
@@ -19,6 +20,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(crew, (crew::attempt_result))
   CAF_ADD_TYPE_ID(crew, (std::vector<crew::attempt_result>))
   CAF_ADD_TYPE_ID(crew, (crew::run_progress))
+  CAF_ADD_TYPE_ID(crew, (crew::event_note))
+  CAF_ADD_TYPE_ID(crew, (std::vector<crew::event_note>))
+  CAF_ADD_TYPE_ID(crew, (crew::bucketed))
+  CAF_ADD_TYPE_ID(crew, (crew::scheduler_stats))
+  CAF_ADD_TYPE_ID(crew, (crew::commit_stats))
 
   /// run -> journal: append bytes of a run's log; reply: durable seq.
   CAF_ADD_ATOM(crew, crew, append_atom, "append")
@@ -42,5 +48,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   CAF_ADD_ATOM(crew, crew, due_atom, "due")
   /// node: start a run.
   CAF_ADD_ATOM(crew, crew, start_atom, "start")
+  /// run -> metric sink: a run begins / ends; durable event digests.
+  CAF_ADD_ATOM(crew, crew, track_atom, "track")
+  CAF_ADD_ATOM(crew, crew, untrack_atom, "untrack")
+  CAF_ADD_ATOM(crew, crew, notes_atom, "notes")
+  /// journal / run -> metric sink: commit and scheduler statistics.
+  CAF_ADD_ATOM(crew, crew, stats_atom, "stats")
+  /// metric sink -> self: JSONL sink and OTLP push timers.
+  CAF_ADD_ATOM(crew, crew, export_atom, "export")
 
 CAF_END_TYPE_ID_BLOCK(crew)

@@ -81,6 +81,15 @@ void histogram::observe(double value) noexcept {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void histogram::merge(const std::vector<uint64_t>& counts, double sum) noexcept {
+  if (counts.size() != bounds_.size() + 1 || !std::isfinite(sum))
+    return;
+  for (size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] != 0)
+      counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
+  sum_.fetch_add(sum, std::memory_order_relaxed);
+}
+
 std::vector<uint64_t> histogram::bucket_counts() const {
   std::vector<uint64_t> result(bounds_.size() + 1);
   for (size_t i = 0; i < result.size(); ++i)

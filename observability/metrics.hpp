@@ -117,6 +117,11 @@ public:
   void observe(double value) noexcept;
 
   /// Sorted, de-duplicated upper bounds (without `+Inf`).
+  /// Adds observations bucketed elsewhere with the same bounds (`counts`
+  /// non-cumulative, one per bound plus overflow); ignored on a size
+  /// mismatch. Lets a hot loop bucket locally and publish in batches.
+  void merge(const std::vector<uint64_t>& counts, double sum) noexcept;
+
   const std::vector<double>& bounds() const noexcept { return bounds_; }
 
   /// Non-cumulative per-bucket counts, `bounds().size() + 1` entries.
@@ -224,6 +229,11 @@ public:
   }
 
   /// Histogram bounds shared by all series (empty for counters and gauges).
+  /// Adds observations bucketed elsewhere with the same bounds (`counts`
+  /// non-cumulative, one per bound plus overflow); ignored on a size
+  /// mismatch. Lets a hot loop bucket locally and publish in batches.
+  void merge(const std::vector<uint64_t>& counts, double sum) noexcept;
+
   const std::vector<double>& bounds() const noexcept { return bounds_; }
 
   metric_family collect() const override {

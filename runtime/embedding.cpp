@@ -34,14 +34,14 @@ struct runtime::impl {
   caf::actor_system* sys = nullptr;
   node_actor node;
 
-  explicit impl(fsync_policy policy) {
+  explicit impl(node_options options) {
     own.emplace(configure(cfg));
     sys = &*own;
-    node = sys->spawn(crew::node, policy);
+    node = sys->spawn(crew::node, std::move(options));
   }
 
-  impl(caf::actor_system& s, fsync_policy policy) : sys(&s) {
-    node = sys->spawn(crew::node, policy);
+  impl(caf::actor_system& s, node_options options) : sys(&s) {
+    node = sys->spawn(crew::node, std::move(options));
   }
 
   ~impl() {
@@ -49,13 +49,47 @@ struct runtime::impl {
   }
 };
 
-runtime::runtime(fsync_policy policy) : impl_(std::make_unique<impl>(policy)) {
+namespace {
+
+node_options with_fsync(fsync_policy policy) {
+  node_options out;
+  out.fsync = policy;
+  return out;
+}
+
+} // namespace
+
+runtime::runtime(fsync_policy policy)
+  : impl_(std::make_unique<impl>(with_fsync(policy))) {
   // nop
 }
 
-runtime::runtime(caf::actor_system& sys, fsync_policy policy)
-  : impl_(std::make_unique<impl>(sys, policy)) {
+runtime::runtime(node_options options)
+  : impl_(std::make_unique<impl>(std::move(options))) {
   // nop
+}
+
+runtime::runtime(caf::actor_system& sys, node_options options)
+  : impl_(std::make_unique<impl>(sys, std::move(options))) {
+  // nop
+}
+
+std::vector<metric_family> runtime::metrics() {
+  caf::scoped_actor self{*impl_->sys};
+  std::vector<metric_family> out;
+  metric_sink_actor sink;
+  self->request(impl_->node, caf::infinite, caf::get_atom_v)
+    .receive([&](metric_sink_actor s) { sink = std::move(s); },
+             [](const caf::error&) {});
+  if (!sink)
+    return out;
+  self->request(sink, caf::infinite, caf::get_atom_v)
+    .receive([&](metrics_snapshot snap) {
+      if (snap)
+        out = *snap;
+    },
+    [](const caf::error&) {});
+  return out;
 }
 
 runtime::~runtime() = default;
@@ -102,6 +136,21 @@ run_progress runtime::execute(run_setup_ptr setup,
       });
   }
   return last;
+}
+
+void runtime::ingest(const std::string& run_id, const std::string& team,
+                     std::shared_ptr<const std::vector<planned_task>> plan,
+                     std::vector<event_note> notes) {
+  caf::scoped_actor self{*impl_->sys};
+  metric_sink_actor sink;
+  self->request(impl_->node, caf::infinite, caf::get_atom_v)
+    .receive([&](metric_sink_actor s) { sink = std::move(s); },
+             [](const caf::error&) {});
+  if (!sink)
+    return;
+  if (plan)
+    self->send(sink, track_atom_v, run_id, team, std::move(plan));
+  self->send(sink, notes_atom_v, run_id, std::move(notes));
 }
 
 double runtime::message_rate_baseline(uint64_t messages) {

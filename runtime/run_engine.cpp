@@ -1,7 +1,10 @@
 #include "runtime/run_engine.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
+#include "observability/metrics.hpp"
 #include "store/event_log.hpp"
 #include "store/clock.hpp"
 #include "store/json_writer.hpp"
@@ -132,6 +135,13 @@ std::string run_engine::take_events() {
 void run_engine::emit_run_status(run_status st, std::string_view summary) {
   status_ = st;
   summary_ = std::string{summary};
+  if (opts_.notes) {
+    event_note n;
+    n.kind = note_kind::run_status;
+    n.status = static_cast<uint8_t>(st);
+    n.value = static_cast<uint64_t>(unix_ms(now_ms()));
+    notes_.push_back(n);
+  }
   scratch_.clear();
   fmt::format_to(std::back_inserter(scratch_), "run.{}", to_string(st));
   auto type = scratch_;
@@ -188,11 +198,30 @@ void run_engine::make_ready(uint32_t index, int64_t now_ns) {
   ready_.push_back(index);
 }
 
+std::vector<event_note> run_engine::take_notes() {
+  std::vector<event_note> out;
+  out.swap(notes_);
+  return out;
+}
+
+bucketed run_engine::take_dispatch_latency() {
+  bucketed out;
+  out.counts.resize(default_buckets().size() + 1);
+  std::swap(out, dispatch_latency_);
+  if (out.counts.empty())
+    out.counts.resize(default_buckets().size() + 1);
+  return out;
+}
+
 void run_engine::next_dispatch(std::vector<uint32_t>& out) {
   if (cancelling_ || done())
     return;
   auto now = now_ms();
   auto ms = unix_ms(now);
+  auto ns = steady_ns();
+  auto& bounds = default_buckets();
+  if (dispatch_latency_.counts.size() != bounds.size() + 1)
+    dispatch_latency_.counts.assign(bounds.size() + 1, 0);
   while (!ready_.empty() && running_ < opts_.max_concurrent
          && seq_ - durable_ < opts_.backlog_limit) {
     auto i = ready_.front();
@@ -202,6 +231,12 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
       continue;
     --counts_[static_cast<int>(task_status::queued)];
     ++counts_[static_cast<int>(task_status::running)];
+    if (t.ready_ns != 0) {
+      auto lat = static_cast<double>(ns - t.ready_ns) / 1e6;
+      auto b = std::lower_bound(bounds.begin(), bounds.end(), lat) - bounds.begin();
+      ++dispatch_latency_.counts[static_cast<size_t>(b)];
+      dispatch_latency_.sum += lat;
+    }
     t.status = task_status::running;
     ++t.attempt;
     t.started_ms = ms;
@@ -224,7 +259,7 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
 
 void run_engine::finish_task(uint32_t index, task_status st,
                              std::string_view message, std::string_view data,
-                             clock::time_point now) {
+                             clock::time_point now, uint64_t duration_ms) {
   auto& t = tasks_[index];
   bool was_running = t.status == task_status::running;
   if (was_running)
@@ -245,6 +280,15 @@ void run_engine::finish_task(uint32_t index, task_status st,
   emit(type, index, message, data, now,
        was_running ? span_level::attempt : span_level::task);
   releases_.emplace_back(seq_, index);
+  if (opts_.notes) {
+    event_note n;
+    n.kind = note_kind::task_terminal;
+    n.status = static_cast<uint8_t>(st);
+    n.task = index;
+    n.attempt = t.attempt;
+    n.value = duration_ms;
+    notes_.push_back(n);
+  }
 }
 
 bool run_engine::on_result(const attempt_result& res) {
@@ -265,16 +309,17 @@ bool run_engine::on_result(const attempt_result& res) {
     fmt::format_to(std::back_inserter(data), R"(,"signal":{})", res.signal);
   fmt::format_to(std::back_inserter(data), R"(,"durationMs":{}}})",
                  res.duration_us / 1000);
+  auto ms = res.duration_us / 1000;
   if (t.cancel_requested) {
     finish_task(res.index, expired_ ? task_status::failed : task_status::cancelled,
-                stop_reason_, data, now);
+                stop_reason_, data, now, ms);
   } else if (res.ok) {
-    finish_task(res.index, task_status::completed, {}, data, now);
+    finish_task(res.index, task_status::completed, {}, data, now, ms);
   } else {
     auto error = res.error.empty() ? std::string{"worker failed"} : res.error;
     if (first_failed_.empty())
       first_failed_ = plan_[res.index].id;
-    finish_task(res.index, task_status::failed, error, data, now);
+    finish_task(res.index, task_status::failed, error, data, now, ms);
   }
   return true;
 }

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "messages/metrics.hpp"
 #include "messages/task.hpp"
 #include "store/correlation.hpp"
 #include "store/model.hpp"
@@ -20,6 +21,7 @@ struct engine_options {
   uint64_t backlog_limit = 1u << 16; ///< un-synced events before dispatch pauses
   std::string runtime = "child-process"; ///< label written into task.started
   bool record_latency = false;   ///< keep ready->done latencies (load test)
+  bool notes = true;             ///< produce event_notes for the metric sink
 };
 
 /// The compact in-memory state of one task while a run executes.
@@ -101,6 +103,14 @@ public:
     return seq_;
   }
 
+  /// Hands over the metric digests of the events since the last call (they
+  /// belong to the events of the matching take_events call).
+  std::vector<event_note> take_notes();
+
+  /// Hands over ready -> dispatched latencies (ms, default metric buckets)
+  /// observed since the last call.
+  bucketed take_dispatch_latency();
+
   uint64_t durable_seq() const noexcept {
     return durable_;
   }
@@ -158,7 +168,8 @@ private:
             span_level level = span_level::run);
   void emit_run_status(run_status st, std::string_view summary);
   void finish_task(uint32_t index, task_status st, std::string_view message,
-                   std::string_view data, clock::time_point now);
+                   std::string_view data, clock::time_point now,
+                   uint64_t duration_ms = 0);
   void make_ready(uint32_t index, int64_t now_ns);
   void skip_dependents(uint32_t failed_index);
   void maybe_finish();
@@ -175,6 +186,8 @@ private:
   std::deque<std::pair<uint64_t, uint32_t>> releases_;
   std::string buf_;
   std::string scratch_;
+  std::vector<event_note> notes_;
+  bucketed dispatch_latency_;
   std::vector<double> latencies_;
   uint64_t seq_ = 0;
   uint64_t durable_ = 0;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errors.hpp"
+#include "runtime/event_metrics.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
@@ -213,6 +215,44 @@ void apply_config(run_setup& setup, const crew_config& cfg) {
 }
 
 } // namespace
+
+node_options node_options_for(const project_context& ctx) {
+  node_options out;
+  auto& cfg = ctx.config;
+  out.fsync = to_policy(cfg.store.fsync);
+  out.metrics_enabled = cfg.observability.enabled;
+  if (cfg.telemetry_enabled)
+    out.metrics.metrics_dir = (ctx.crew_root / "state" / "metrics").string();
+  out.metrics.retention_days = cfg.observability.metric_retention_days;
+  if (cfg.otlp.enabled) {
+    if (!cfg.otlp.endpoint)
+      throw input_error("otlp.endpoint: must be set when otlp.enabled is true");
+    out.metrics.otlp = true;
+    out.metrics.otlp_endpoint = *cfg.otlp.endpoint;
+    out.metrics.otlp_headers = cfg.otlp.headers;
+    out.metrics.otlp_interval_ms = cfg.otlp.interval_ms;
+  }
+  return out;
+}
+
+std::vector<metric_family> metrics_from_logs(const fs::path& crew_root) {
+  metric_registry registry;
+  event_metrics mapping{registry};
+  for (auto& id : list_run_ids(crew_root)) {
+    try {
+      auto paths = make_run_paths(crew_root, id);
+      auto m = parse_manifest(read_file(paths.manifest()), paths.manifest().string());
+      auto plan = std::make_shared<std::vector<planned_task>>(
+        parse_plan(read_file(paths.plan()), paths.plan().string()));
+      mapping.apply_log(id, m.team, plan, paths.events().string());
+    } catch (const input_error& e) {
+      // A damaged run must not hide the others' metrics; say which.
+      std::fprintf(stderr, "crew: metrics: skipping run %s: %s\n", id.c_str(),
+                   e.what());
+    }
+  }
+  return registry.collect();
+}
 
 fsync_policy to_policy(fsync_mode mode) noexcept {
   switch (mode) {

@@ -10,7 +10,9 @@
 #include "config/config.hpp"
 #include "config/resources.hpp"
 #include "config/validate.hpp"
+#include "observability/metrics.hpp"
 #include "runtime/concurrency.hpp"
+#include "runtime/node_options.hpp"
 #include "runtime/planning.hpp"
 #include "runtime/run_setup.hpp"
 #include "store/replay.hpp"
@@ -113,6 +115,15 @@ struct loadtest_options {
 /// Creates a synthetic sim run under `crew_root` (no resources involved).
 run_setup_ptr prepare_loadtest(const std::filesystem::path& crew_root,
                                const loadtest_options& opts);
+
+/// The node settings of a project: fsync policy, metric sink directory and
+/// interval, OTLP export. Throws input_error naming `otlp.endpoint` when
+/// `otlp.enabled` is set without one.
+node_options node_options_for(const project_context& ctx);
+
+/// Derives the metric catalogue from the persisted event logs of every run
+/// under `crew_root` (what `crew metrics` shows when no node serves it).
+std::vector<metric_family> metrics_from_logs(const std::filesystem::path& crew_root);
 
 /// The store's fsync policy for a config value.
 fsync_policy to_policy(fsync_mode mode) noexcept;

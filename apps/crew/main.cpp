@@ -71,8 +71,8 @@ std::string progress_line(const crew::run_progress& p) {
 }
 
 /// Executes a prepared run in the foreground with live progress.
-int execute(const crew::project_context& ctx, crew::run_setup_ptr setup,
-            const common_opts& o) {
+int execute(const crew::project_context& ctx, const crew::node_options& node,
+            crew::run_setup_ptr setup, const common_opts& o) {
   auto run_id = setup->manifest.run_id;
   auto paths = setup->paths;
   if (!o.json)
@@ -85,7 +85,7 @@ int execute(const crew::project_context& ctx, crew::run_setup_ptr setup,
   std::string last_line;
   crew::run_progress final;
   {
-    crew::runtime rt{crew::to_policy(ctx.config.store.fsync)};
+    crew::runtime rt{node};
     final = rt.execute(
       setup,
       [&](const crew::run_progress& p) {
@@ -625,6 +625,7 @@ int main(int argc, char** argv) {
   try {
     if (*run) {
       auto ctx = crew::load_project(o.cwd, sets);
+      auto node = crew::node_options_for(ctx); // validated before any write
       auto pr = crew::plan_run(ctx, team, workflow);
       for (auto& w : pr.warnings)
         std::cerr << "warning: " << w.to_string() << "\n";
@@ -644,11 +645,12 @@ int main(int argc, char** argv) {
                     << ctx.project_root.string() << "\n";
         return 0;
       }
-      return execute(ctx, std::move(setup), o);
+      return execute(ctx, node, std::move(setup), o);
     }
     if (*resume) {
       auto ctx = crew::load_project(o.cwd, sets);
-      return execute(ctx,
+      auto node = crew::node_options_for(ctx);
+      return execute(ctx, node,
                      crew::prepare_resume(ctx, run_id,
                                           start_queued
                                             ? crew::resume_mode::start_queued

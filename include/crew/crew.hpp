@@ -12,6 +12,8 @@
 #include <caf/fwd.hpp> // caf::actor_system
 
 #include "messages/task.hpp"       // run_progress
+#include "observability/metrics.hpp" // metric_family
+#include "runtime/node_options.hpp"  // node_options
 #include "runtime/run_setup.hpp"   // run_setup, run_setup_ptr
 #include "runtime/service.hpp"     // prepare_run, prepare_resume, ...
 #include "store/event_log.hpp"     // fsync_policy
@@ -21,12 +23,16 @@ namespace crew {
 /// A crew node: the journal plus the run actors of this process.
 class runtime {
 public:
-  /// Starts a node with an actor system of its own.
+  /// Starts a node with an actor system of its own (metrics kept in memory,
+  /// no exports).
   explicit runtime(fsync_policy policy = fsync_policy::batch);
+
+  /// Starts a node with an actor system of its own.
+  explicit runtime(node_options options);
 
   /// Starts a node inside `sys`; the caller keeps `sys` alive longer than
   /// this object. `sys` must have loaded `caf::id_block::crew`.
-  runtime(caf::actor_system& sys, fsync_policy policy);
+  runtime(caf::actor_system& sys, node_options options);
 
   ~runtime();
 
@@ -40,6 +46,16 @@ public:
                        const std::function<void(const run_progress&)>& on_progress
                        = nullptr,
                        const std::atomic<bool>* interrupt = nullptr);
+
+  /// The node's current metric snapshot (empty when metrics are disabled).
+  std::vector<metric_family> metrics();
+
+  /// Feeds durable events of a run this node does not execute (e.g. read
+  /// from its log by `crew serve`) to the metric sink. The first call for a
+  /// run id registers it with `team` and `plan`.
+  void ingest(const std::string& run_id, const std::string& team,
+              std::shared_ptr<const std::vector<planned_task>> plan,
+              std::vector<event_note> notes);
 
   /// A raw CAF message-rate baseline on this machine: messages per second
   /// between two actors exchanging batches (used beside load-test figures).

@@ -405,3 +405,21 @@ TEST_CASE("config: user_config_root prefers PI_TEAMS_HOME over HOME") {
     CHECK_EQ(user_config_root(), fs::path{"/home/u/.pi/agent"});
   }
 }
+
+TEST_CASE("config: otlp.endpoint must be an http(s) URL and headers single-line tokens") {
+  auto bad = [](const char* text) {
+    try {
+      crew::config_from_json(nlohmann::json::parse(text), "cfg.json");
+    } catch (const crew::input_error& e) {
+      return std::string{e.what()};
+    }
+    return std::string{};
+  };
+  CHECK(bad(R"({"otlp":{"endpoint":"http://127.0.0.1:4318/v1/metrics"}})").empty());
+  CHECK(bad(R"({"otlp":{"endpoint":"https://collector.example/v1/metrics"}})").empty());
+  CHECK(bad(R"({"otlp":{"endpoint":"ftp://x/v1"}})").find("otlp.endpoint") != std::string::npos);
+  CHECK(bad(R"({"otlp":{"endpoint":"http://:99999/"}})").find("otlp.endpoint") != std::string::npos);
+  CHECK(bad(R"({"otlp":{"headers":{"Bad Header":"x"}}})").find("otlp.headers") != std::string::npos);
+  CHECK(bad(R"({"otlp":{"headers":{"x-token":"a\nb"}}})").find("otlp.headers") != std::string::npos);
+  CHECK(bad(R"({"otlp":{"headers":{"x-token":"abc"}}})").empty());
+}
