@@ -360,8 +360,10 @@ void housekeep(self_ptr self) {
 void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
   auto& st = self->state;
   auto& setup = *st.setup;
+  auto opts = setup.engine;
+  opts.notes = static_cast<bool>(st.sink); // no digests without a metric sink
   st.engine = std::make_unique<run_engine>(setup.manifest.run_id, setup.plan,
-                                           last_seq, setup.engine);
+                                           last_seq, opts);
   if (setup.resume)
     st.engine->load_states(setup.states);
   if (!repair_note.empty())

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "crew/crew.hpp"
+#include "diag.hpp"
+#include "serve.hpp"
 #include "messages/errors.hpp"
 #include "store/json_writer.hpp"
 #include "store/paths.hpp"
@@ -425,9 +427,17 @@ long current_rss_kb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/// Observability settings of a load test.
+struct loadtest_observability {
+  bool enabled = true;       ///< metric sink on
+  bool jsonl = false;        ///< JSONL metric sink
+  uint64_t interval_ms = 1000;
+  std::string otlp_endpoint; ///< live OTLP exporter when set
+};
+
 int cmd_loadtest(const common_opts& o, crew::loadtest_options lo,
                  const std::string& shape, const std::string& fsync, bool keep,
-                 uint64_t baseline_msgs) {
+                 uint64_t baseline_msgs, const loadtest_observability& obs) {
   if (!crew::from_string(shape, lo.shape))
     throw crew::input_error(fmt::format(
       "--shape: unknown shape '{}' (fanout, chain, diamond, random)", shape));
@@ -437,7 +447,19 @@ int cmd_loadtest(const common_opts& o, crew::loadtest_options lo,
       "--fsync: unknown policy '{}' (none, batch, always)", fsync));
   auto root = crew::crew_root_for(o.cwd);
   auto rss_before = current_rss_kb();
-  crew::runtime rt{policy};
+  crew::node_options node;
+  node.fsync = policy;
+  node.metrics_enabled = obs.enabled;
+  if (obs.jsonl) {
+    node.metrics.metrics_dir = (root / "state" / "metrics").string();
+    node.metrics.jsonl_interval_ms = obs.interval_ms;
+  }
+  if (!obs.otlp_endpoint.empty()) {
+    node.metrics.otlp = true;
+    node.metrics.otlp_endpoint = obs.otlp_endpoint;
+    node.metrics.otlp_interval_ms = obs.interval_ms;
+  }
+  crew::runtime rt{node};
   double baseline = baseline_msgs > 0 ? rt.message_rate_baseline(baseline_msgs) : 0;
   lo.fsync = policy;
   auto setup = crew::prepare_loadtest(root, lo);
@@ -513,6 +535,9 @@ int cmd_loadtest(const common_opts& o, crew::loadtest_options lo,
              {"peak_rss_kb", peak},
              {"rss_per_task_bytes", rss_per_task},
              {"baseline_caf_msgs_per_sec", baseline},
+             {"observability", {{"metrics", obs.enabled},
+                                {"jsonl", obs.jsonl},
+                                {"otlp", !obs.otlp_endpoint.empty()}}},
              {"invariants", {{"ok", ok},
                              {"every_task_one_terminal_state", all_terminal},
                              {"seq_contiguous", replay.seq_contiguous},
@@ -601,6 +626,23 @@ int main(int argc, char** argv) {
   crew::loadtest_options lo;
   std::string shape = "fanout", fsync = "batch";
   uint64_t baseline_msgs = 2'000'000;
+  crew::cli::serve_options serve_o;
+  auto serve = app.add_subcommand("serve", "long-lived node: HTTP API and Prometheus /metrics");
+  add_common(serve, o);
+  serve->add_option("--host", serve_o.host, "listen address (default: serve.host, 127.0.0.1)");
+  serve->add_option("--port", serve_o.port, "listen port, 0 picks a free one (default: serve.port, 7878)");
+  serve->add_option("--token", serve_o.token, "API token (required for a non-loopback host)");
+
+  crew::cli::metrics_options metrics_o;
+  auto metrics = app.add_subcommand("metrics", "metric snapshot (from the live serve, else the logs)");
+  add_common(metrics, o);
+  metrics->add_option("--format", metrics_o.format, "prometheus or json")->capture_default_str();
+  metrics->add_option("--filter", metrics_o.filter, "only families whose name matches GLOB");
+
+  auto diag = app.add_subcommand("diag", "write a redacted diagnostic report of a run, print its path");
+  add_common(diag, o);
+  diag->add_option("run", run_id, "run id")->required();
+
   auto load = app.add_subcommand("loadtest", "simulated-worker load test with invariant checks");
   add_common(load, o);
   load->add_option("--tasks", lo.tasks, "number of tasks")->capture_default_str();
@@ -614,6 +656,18 @@ int main(int argc, char** argv) {
   load->add_option("--fsync", fsync, "none, batch or always")->capture_default_str();
   load->add_option("--baseline-messages", baseline_msgs, "messages for the raw CAF baseline (0: skip)")->capture_default_str();
   load->add_flag("--keep", keep, "keep the run's state directory");
+  loadtest_observability lobs;
+  std::string metrics_mode = "on";
+  load->add_option("--metrics", metrics_mode, "metric sink on or off")
+    ->check(CLI::IsMember({"on", "off"}))
+    ->capture_default_str();
+  load->add_flag("--metrics-jsonl", lobs.jsonl,
+                 "write JSONL metric snapshots under .crew/state/metrics");
+  load->add_option("--otlp-endpoint", lobs.otlp_endpoint,
+                   "push OTLP/HTTP JSON metrics to this URL");
+  load->add_option("--export-interval-ms", lobs.interval_ms,
+                   "JSONL and OTLP export interval")
+    ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -669,8 +723,21 @@ int main(int argc, char** argv) {
       return cmd_events(o, run_id, since, follow);
     if (*cancel)
       return cmd_cancel(o, run_id);
+    if (*serve) {
+      serve_o.cwd = o.cwd;
+      serve_o.json = o.json;
+      return crew::cli::cmd_serve(serve_o);
+    }
+    if (*metrics) {
+      metrics_o.cwd = o.cwd;
+      metrics_o.json = o.json;
+      return crew::cli::cmd_metrics(metrics_o);
+    }
+    if (*diag)
+      return crew::cli::cmd_diag(o.cwd, run_id, o.json);
     if (*load)
-      return cmd_loadtest(o, lo, shape, fsync, keep, baseline_msgs);
+      lobs.enabled = metrics_mode == "on";
+      return cmd_loadtest(o, lo, shape, fsync, keep, baseline_msgs, lobs);
   } catch (const crew::input_error& e) {
     std::cerr << "crew: " << e.what() << "\n";
     return 2;
