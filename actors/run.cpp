@@ -171,6 +171,22 @@ void fail_fatally(self_ptr self, std::string what) {
   self->quit(caf::make_error(caf::sec::runtime_error, st.fatal));
 }
 
+/// Appends the deadletter entries whose events are durable to
+/// deadletter.jsonl (the log stays the source of truth: `crew verify` checks
+/// the file against it).
+void write_deadletters(self_ptr self) {
+  auto& st = self->state;
+  auto lines = st.engine->take_durable_deadletters();
+  if (lines.empty())
+    return;
+  try {
+    append_file(st.setup->paths.deadletter(), lines,
+                st.setup->fsync != fsync_policy::none);
+  } catch (const std::exception& e) {
+    std::cerr << "crew: " << e.what() << "\n";
+  }
+}
+
 /// Ships buffered events to the journal; the reply moves the durable seq.
 void flush(self_ptr self) {
   auto& st = self->state;
@@ -191,6 +207,7 @@ void flush(self_ptr self) {
           self->send(st.sink, notes_atom_v, st.setup->manifest.run_id,
                      std::move(*notes));
         st.engine->on_durable(durable);
+        write_deadletters(self);
         pump(self);
       },
       [=](const caf::error& err) {
@@ -300,6 +317,10 @@ void pump(self_ptr self) {
   eng.next_dispatch(st.dispatch_buf);
   if (!st.dispatch_buf.empty())
     dispatch(self, st.dispatch_buf);
+  // Backoff timers: no thread sleeps, the run actor gets a message.
+  for (auto [index, delay] : eng.take_retries())
+    self->delayed_send(self, std::chrono::milliseconds{delay}, retry_atom_v,
+                       index);
   flush(self);
   if (eng.finished())
     finish(self);
@@ -446,6 +467,12 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
     [=](cancel_atom) {
       if (self->state.started)
         cancel_run(self, "Run cancelled by user request.", false);
+    },
+    [=](retry_atom, uint32_t index) {
+      if (!self->state.engine)
+        return;
+      self->state.engine->retry_due(index);
+      pump(self);
     },
     [=](hardkill_atom) {
       for (auto& [index, pgid] : self->state.pgids)

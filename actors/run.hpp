@@ -27,7 +27,8 @@ using run_actor = caf::typed_actor<
   caf::reacts_to<cancel_atom>>;
 
 /// Private protocol: the public one plus self-sent timers.
-using run_impl = run_actor::extend<caf::reacts_to<hardkill_atom>,
+using run_impl = run_actor::extend<caf::reacts_to<retry_atom, uint32_t>,
+                                   caf::reacts_to<hardkill_atom>,
                                    caf::reacts_to<deadline_atom>,
                                    caf::reacts_to<housekeep_atom>>;
 

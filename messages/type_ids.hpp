@@ -38,6 +38,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   /// anyone -> run: cancel; run -> self: kill stragglers, time limit.
   CAF_ADD_ATOM(crew, crew, cancel_atom, "cancel")
   CAF_ADD_ATOM(crew, crew, hardkill_atom, "hardkill")
+  /// run -> self: a retried task's backoff is over.
+  CAF_ADD_ATOM(crew, crew, retry_atom, "retry")
   CAF_ADD_ATOM(crew, crew, deadline_atom, "deadline")
   /// run -> subscriber: progress and the final status.
   CAF_ADD_ATOM(crew, crew, progress_atom, "progress")

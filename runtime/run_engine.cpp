@@ -73,6 +73,14 @@ void run_engine::load_states(const std::vector<task_state>& states) {
       t.finished_ms = unix_ms(tp);
     if (!s.error.empty())
       errors_[i] = s.error;
+    if (!s.attempts.empty())
+      history_[i] = s.attempts;
+    // A failed attempt waiting for its retry when the previous owner
+    // stopped: the schedule goes on from the log (see start()).
+    if (s.status == task_status::running && s.retry_due_ms != 0) {
+      t.waiting = true;
+      t.retry_due_ms = s.retry_due_ms;
+    }
   }
   for (auto& t : tasks_) {
     ++counts_[static_cast<int>(t.status)];
@@ -157,6 +165,13 @@ void run_engine::start(std::string_view summary, bool resume) {
       auto& t = tasks_[i];
       if (t.status == task_status::completed || t.status == task_status::queued)
         continue;
+      if (t.waiting) {
+        // Not interrupted: in backoff. Resume the schedule from the log.
+        ++waiting_;
+        auto left = std::max<int64_t>(0, t.retry_due_ms - unix_ms(now));
+        retries_.emplace_back(i, static_cast<uint64_t>(left));
+        continue;
+      }
       scratch_.clear();
       fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
                      to_string(t.status));
@@ -198,6 +213,79 @@ void run_engine::make_ready(uint32_t index, int64_t now_ns) {
   ready_.push_back(index);
 }
 
+uint32_t run_engine::max_attempts_of(uint32_t index) const {
+  if (index < opts_.max_attempts.size() && opts_.max_attempts[index] > 0)
+    return opts_.max_attempts[index];
+  return std::max<uint32_t>(1, opts_.retry.max_attempts);
+}
+
+void run_engine::deadletter(uint32_t index, std::string_view reason,
+                            std::string_view last_error, clock::time_point now) {
+  auto& t = tasks_[index];
+  std::string data = R"({"reason":)";
+  append_json_string(data, reason);
+  fmt::format_to(std::back_inserter(data), R"(,"attempts":{},"lastError":)",
+                 t.attempt);
+  append_json_string(data, last_error);
+  data += '}';
+  emit("crew.task.deadletter", index, last_error, data, now, span_level::task);
+  // deadletter.jsonl: {taskId, runId, reason, attempts, lastError, timestamp,
+  // traceId}, appended once the event is durable.
+  std::string line = R"({"taskId":)";
+  append_json_string(line, plan_[index].id);
+  line += R"(,"runId":)";
+  append_json_string(line, run_id_);
+  line += R"(,"reason":)";
+  append_json_string(line, reason);
+  fmt::format_to(std::back_inserter(line), R"(,"attempts":{},"lastError":)",
+                 t.attempt);
+  append_json_string(line, last_error);
+  line += R"(,"timestamp":")";
+  append_iso_time(line, now);
+  line += R"(","traceId":")";
+  line += ids_.trace_hex();
+  line += "\"}\n";
+  deadletters_.emplace_back(seq_, std::move(line));
+  if (opts_.notes) {
+    event_note n;
+    n.kind = note_kind::task_deadletter;
+    n.status = reason == "max-retries" ? 1 : reason == "heartbeat-dead" ? 2 : 3;
+    n.task = index;
+    n.attempt = t.attempt;
+    notes_.push_back(n);
+  }
+}
+
+void run_engine::retry_due(uint32_t index) {
+  if (index >= tasks_.size())
+    return;
+  auto& t = tasks_[index];
+  if (!t.waiting || t.status != task_status::running)
+    return;
+  t.waiting = false;
+  t.retry_due_ms = 0;
+  --waiting_;
+  if (cancelling_ || done())
+    return;
+  t.retry_ready = true;
+  make_ready(index, steady_ns());
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> run_engine::take_retries() {
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  out.swap(retries_);
+  return out;
+}
+
+std::string run_engine::take_durable_deadletters() {
+  std::string out;
+  while (!deadletters_.empty() && deadletters_.front().first <= durable_) {
+    out += deadletters_.front().second;
+    deadletters_.pop_front();
+  }
+  return out;
+}
+
 std::vector<event_note> run_engine::take_notes() {
   std::vector<event_note> out;
   out.swap(notes_);
@@ -227,10 +315,15 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
     auto i = ready_.front();
     ready_.pop_front();
     auto& t = tasks_[i];
-    if (t.status != task_status::queued)
+    if (t.retry_ready && t.status == task_status::running) {
+      // The next attempt of a retried task: on disk it stayed running.
+      t.retry_ready = false;
+    } else if (t.status == task_status::queued) {
+      --counts_[static_cast<int>(task_status::queued)];
+      ++counts_[static_cast<int>(task_status::running)];
+    } else {
       continue;
-    --counts_[static_cast<int>(task_status::queued)];
-    ++counts_[static_cast<int>(task_status::running)];
+    }
     if (t.ready_ns != 0) {
       auto lat = static_cast<double>(ns - t.ready_ns) / 1e6;
       auto b = std::lower_bound(bounds.begin(), bounds.end(), lat) - bounds.begin();
@@ -238,6 +331,7 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
       dispatch_latency_.sum += lat;
     }
     t.status = task_status::running;
+    errors_.erase(i); // a new attempt starts clean, as replay sees it
     ++t.attempt;
     t.started_ms = ms;
     t.finished_ms = 0;
@@ -271,6 +365,8 @@ void run_engine::finish_task(uint32_t index, task_status st,
   t.finished_ms = unix_ms(now);
   if (!message.empty())
     errors_[index] = std::string{message};
+  else
+    errors_.erase(index);
   scratch_.clear();
   scratch_ += "task.";
   scratch_ += to_string(st);
@@ -317,9 +413,39 @@ bool run_engine::on_result(const attempt_result& res) {
     finish_task(res.index, task_status::completed, {}, data, now, ms);
   } else {
     auto error = res.error.empty() ? std::string{"worker failed"} : res.error;
+    auto& policy = opts_.retry;
+    if (policy.enabled && res.attempt < max_attempts_of(res.index)
+        && is_retryable(policy, error)) {
+      // The task stays running on disk; the attempt ends, its slot frees.
+      auto delay = retry_delay_ms(policy, run_id_, plan_[res.index].id,
+                                  res.attempt);
+      history_[res.index].push_back(
+        {iso_time(from_unix_ms(t.started_ms)), iso_time(now), error});
+      errors_[res.index] = error;
+      t.waiting = true;
+      t.retry_due_ms = unix_ms(now) + static_cast<int64_t>(delay);
+      --running_;
+      ++waiting_;
+      data.pop_back(); // '}'
+      fmt::format_to(std::back_inserter(data), R"(,"delayMs":{}}})", delay);
+      emit("crew.task.retry_attempt", res.index, error, data, now,
+           span_level::attempt);
+      if (opts_.notes) {
+        event_note n;
+        n.kind = note_kind::task_retry;
+        n.task = res.index;
+        n.attempt = res.attempt;
+        n.value = delay;
+        notes_.push_back(n);
+      }
+      retries_.emplace_back(res.index, delay);
+      return true;
+    }
     if (first_failed_.empty())
       first_failed_ = plan_[res.index].id;
     finish_task(res.index, task_status::failed, error, data, now, ms);
+    if (policy.enabled)
+      deadletter(res.index, "max-retries", error, now);
   }
   return true;
 }
@@ -382,7 +508,8 @@ void run_engine::maybe_finish() {
   if (open_ > 0) {
     // Blocked: queued tasks remain, but nothing runs, nothing is ready and
     // no terminal event waits to release dependents.
-    if (running_ == 0 && ready_.empty() && releases_.empty() && !cancelling_) {
+    if (running_ == 0 && waiting_ == 0 && ready_.empty() && releases_.empty()
+        && !cancelling_) {
       auto now = now_ms();
       blocked_ = true;
       for (uint32_t i = 0; i < tasks_.size(); ++i)
@@ -423,6 +550,15 @@ std::vector<uint32_t> run_engine::cancel(std::string reason) {
     if (t.status == task_status::queued) {
       finish_task(i, expired_ ? task_status::skipped : task_status::cancelled,
                   stop_reason_, {}, now);
+    } else if (t.status == task_status::running && (t.waiting || t.retry_ready)) {
+      // Between attempts: no process to stop, the task ends now.
+      if (t.waiting)
+        --waiting_;
+      t.waiting = t.retry_ready = false;
+      t.retry_due_ms = 0;
+      ++running_; // finish_task releases the slot of a running task
+      finish_task(i, expired_ ? task_status::failed : task_status::cancelled,
+                  stop_reason_, {}, now);
     } else if (t.status == task_status::running) {
       t.cancel_requested = true;
       running.push_back(i);
@@ -458,6 +594,19 @@ task_state run_engine::to_task_state(uint32_t index) const {
   out.error = std::string{error_of(index)};
   out.exit_code = t.exit_code;
   out.has_exit_code = t.has_exit_code;
+  if (auto h = history_.find(index); h != history_.end())
+    out.attempts = h->second;
+  if (t.attempt > out.attempts.size() && t.started_ms != 0 && !t.waiting) {
+    attempt_record cur;
+    cur.started_at = out.started_at;
+    if (is_terminal(t.status)) {
+      cur.ended_at = out.finished_at;
+      cur.error = out.error;
+    }
+    out.attempts.push_back(std::move(cur));
+  }
+  if (t.waiting)
+    out.retry_due_ms = t.retry_due_ms;
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include "messages/metrics.hpp"
 #include "messages/task.hpp"
+#include "runtime/retry_policy.hpp"
 #include "store/correlation.hpp"
 #include "store/model.hpp"
 
@@ -22,6 +23,10 @@ struct engine_options {
   std::string runtime = "child-process"; ///< label written into task.started
   bool record_latency = false;   ///< keep ready->done latencies (load test)
   bool notes = true;             ///< produce event_notes for the metric sink
+  retry_policy retry;            ///< reliability.autoRetry / retryPolicy
+  /// Per task (plan index): max attempts from the agent's `maxAttempts`,
+  /// 0 = the policy's. May be empty.
+  std::vector<uint32_t> max_attempts;
 };
 
 /// The compact in-memory state of one task while a run executes.
@@ -29,12 +34,15 @@ struct task_runtime {
   task_status status = task_status::queued;
   bool cancel_requested = false;
   bool has_exit_code = false;
+  bool waiting = false;     ///< a failed attempt waits for its retry timer
+  bool retry_ready = false; ///< its retry timer fired: dispatch again
   uint32_t attempt = 0;        ///< attempts started so far
   uint32_t remaining_deps = 0; ///< dependencies not yet durably completed
   int32_t exit_code = 0;
   int64_t started_ms = 0;  ///< unix ms of the last task.started, 0 if none
   int64_t finished_ms = 0; ///< unix ms of the terminal event, 0 if none
   int64_t ready_ns = 0;    ///< steady-clock ns when it became ready
+  int64_t retry_due_ms = 0; ///< unix ms when a waiting retry may start
 };
 
 /// The event-sourced scheduler of one run: a pure state machine that the
@@ -79,6 +87,16 @@ public:
   /// Like cancel, for limits.maxRunMinutes: running tasks end failed and the
   /// run ends failed.
   std::vector<uint32_t> expire(std::string reason);
+
+  /// The backoff of task `index` is over: its next attempt may start.
+  void retry_due(uint32_t index);
+
+  /// Hands over the retries scheduled since the last call: (task index,
+  /// delay in ms). The run actor arms one timer for each.
+  std::vector<std::pair<uint32_t, uint64_t>> take_retries();
+
+  /// Hands over the deadletter.jsonl lines whose events are durable.
+  std::string take_durable_deadletters();
 
   /// Records the worker process of a running attempt (`task.worker`), so
   /// that a later process can find it if this one dies. Returns false for a
@@ -171,6 +189,9 @@ private:
                    std::string_view data, clock::time_point now,
                    uint64_t duration_ms = 0);
   void make_ready(uint32_t index, int64_t now_ns);
+  uint32_t max_attempts_of(uint32_t index) const;
+  void deadletter(uint32_t index, std::string_view reason,
+                  std::string_view last_error, clock::time_point now);
   void skip_dependents(uint32_t failed_index);
   void maybe_finish();
 
@@ -188,6 +209,12 @@ private:
   std::string scratch_;
   std::vector<event_note> notes_;
   bucketed dispatch_latency_;
+  /// Closed attempts of tasks that retried or were resumed, by task index.
+  std::unordered_map<uint32_t, std::vector<attempt_record>> history_;
+  std::vector<std::pair<uint32_t, uint64_t>> retries_;
+  /// (seq of the deadletter event, deadletter.jsonl line)
+  std::deque<std::pair<uint64_t, std::string>> deadletters_;
+  uint32_t waiting_ = 0; ///< tasks between a failed attempt and its retry
   std::vector<double> latencies_;
   uint64_t seq_ = 0;
   uint64_t durable_ = 0;

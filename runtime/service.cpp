@@ -195,10 +195,12 @@ void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
 void fill_workers(run_setup& setup, const project_context& ctx) {
   setup.commands.resize(setup.plan.size());
   setup.timeouts_ms.resize(setup.plan.size());
+  setup.engine.max_attempts.assign(setup.plan.size(), 0);
   for (size_t i = 0; i < setup.plan.size(); ++i) {
     if (auto agent = ctx.resources.find_agent(setup.plan[i].agent)) {
       setup.commands[i] = agent->command;
       setup.timeouts_ms[i] = agent->timeout_ms;
+      setup.engine.max_attempts[i] = agent->max_attempts; // 0: the policy's
     }
   }
   setup.missing_command_error
@@ -208,6 +210,16 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
 }
 
 void apply_config(run_setup& setup, const crew_config& cfg) {
+  auto& rel = cfg.reliability;
+  auto& retry = setup.engine.retry;
+  retry.enabled = rel.auto_retry;
+  retry.max_attempts = rel.retry_policy.max_attempts;
+  retry.backoff_ms = rel.retry_policy.backoff_ms;
+  retry.jitter_ratio = rel.retry_policy.jitter_ratio;
+  retry.factor = rel.retry_policy.exponential_factor;
+  retry.max_backoff_ms = rel.retry_policy.max_backoff_ms;
+  retry.retryable_errors = rel.retry_policy.retryable_errors.value_or(
+    std::vector<std::string>{});
   setup.snapshot_interval_ms = cfg.store.snapshot_interval_ms;
   setup.fsync = to_policy(cfg.store.fsync);
   if (cfg.limits.max_run_minutes)
@@ -582,6 +594,13 @@ run_setup_ptr prepare_loadtest(const fs::path& crew_root,
   setup->sim.crash_rate = opts.crash_rate;
   setup->sim.seed = opts.seed;
   setup->sim_hang_timeout_ms = opts.hang_timeout_ms;
+  if (opts.retry_attempts > 1) {
+    auto& retry = setup->engine.retry;
+    retry.enabled = true;
+    retry.max_attempts = opts.retry_attempts;
+    retry.backoff_ms = opts.backoff_ms;
+    retry.max_backoff_ms = std::max<uint64_t>(opts.backoff_ms * 16, 1);
+  }
   setup->snapshot_interval_ms = 0; // one snapshot, at the end
   setup->fsync = opts.fsync;
   fs::create_directories(setup->paths.state_dir);

@@ -110,6 +110,8 @@ struct loadtest_options {
   uint64_t seed = 1;
   fsync_policy fsync = fsync_policy::batch;
   uint64_t hang_timeout_ms = 200;
+  uint32_t retry_attempts = 1; ///< > 1: retries on, with this many attempts
+  uint64_t backoff_ms = 1;     ///< first retry delay (exponential, jittered)
 };
 
 /// Creates a synthetic sim run under `crew_root` (no resources involved).

@@ -147,4 +147,21 @@ std::string read_file(const fs::path& path) {
   return result;
 }
 
+void append_file(const fs::path& path, std::string_view bytes, bool durable) {
+  auto dir = path.parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    fail("cannot open", path, errno);
+  auto err = write_all(fd, bytes);
+  if (err == 0 && durable && ::fdatasync(fd) != 0)
+    err = errno;
+  ::close(fd);
+  if (err != 0)
+    fail("cannot append to", path, err);
+}
+
 } // namespace crew

@@ -36,6 +36,11 @@ std::string read_file(const std::filesystem::path& path);
 /// Returns 0, or the errno of the failed write.
 int write_all(int fd, std::string_view bytes) noexcept;
 
+/// Appends `bytes` to `path` (created if missing, with its directories) and
+/// fsyncs it when `durable`. Throws `io_error` naming the path on failure.
+void append_file(const std::filesystem::path& path, std::string_view bytes,
+                 bool durable = true);
+
 /// Fsyncs the directory `dir` (makes a create/rename/unlink in it durable).
 /// Throws `io_error` on failure.
 void fsync_directory(const std::filesystem::path& dir);

@@ -85,6 +85,9 @@ struct task_state {
   /// later process kill workers orphaned by a crashed owner.
   int32_t worker_pid = 0;
   uint64_t worker_start = 0;
+  /// A failed attempt waits for its retry until this unix ms (from
+  /// `crew.task.retry_attempt`); 0 when no retry is pending.
+  int64_t retry_due_ms = 0;
 };
 
 /// The run manifest (manifest.json, inventory §1.2) minus the task list.

@@ -1,5 +1,7 @@
 #include "store/replay.hpp"
 
+#include "store/clock.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -274,6 +276,8 @@ public:
     auto type = ev.type;
     if (type.starts_with("task.")) {
       on_task_event(ev, type.substr(5));
+    } else if (type == "crew.task.retry_attempt") {
+      on_retry(ev);
     } else if (type.starts_with("run.")) {
       run_status rs;
       if (type != "run.created" && from_string(type.substr(4), rs)) {
@@ -294,6 +298,38 @@ private:
     }
     if (ev.seq > st_.last_seq)
       st_.last_seq = ev.seq;
+  }
+
+  // A failed attempt that will be retried: the attempt ends with its error,
+  // the task stays running until the next task.started.
+  void on_retry(const event_view& ev) {
+    auto found = index_.find(ev.task_id);
+    if (found < 0) {
+      st_.violations.push_back(fmt::format("line {}: {} for unknown task '{}'",
+                                           ev.line, ev.type, ev.task_id));
+      return;
+    }
+    auto& t = st_.tasks[static_cast<uint32_t>(found)];
+    close_attempt(t, ev, ev.message);
+    t.error.assign(ev.message);
+    t.worker_pid = 0;
+    t.worker_start = 0;
+    std::chrono::system_clock::time_point at;
+    int64_t delay = 0;
+    if (parse_iso_time(ev.time, at) && ev.data_raw.size() >= 2) {
+      simdjson::ondemand::document doc;
+      auto cap = static_cast<size_t>(buf_end_ - ev.data_raw.data());
+      if (!data_parser_.iterate(ev.data_raw.data(), ev.data_raw.size(), cap)
+             .get(doc)) {
+        if (doc.find_field_unordered("delayMs").get_int64().get(delay)
+            != simdjson::SUCCESS)
+          delay = 0;
+      }
+      t.retry_due_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         at.time_since_epoch())
+                         .count()
+                       + delay;
+    }
   }
 
   void on_task_event(const event_view& ev, std::string_view kind) {
@@ -326,6 +362,8 @@ private:
       t.worker_pid = 0;
       t.worker_start = 0;
     }
+    if (k != worker)
+      t.retry_due_ms = 0;
     switch (k) {
       case worker:
         read_worker(ev, t);

@@ -656,6 +656,11 @@ int main(int argc, char** argv) {
   load->add_option("--fsync", fsync, "none, batch or always")->capture_default_str();
   load->add_option("--baseline-messages", baseline_msgs, "messages for the raw CAF baseline (0: skip)")->capture_default_str();
   load->add_flag("--keep", keep, "keep the run's state directory");
+  load->add_option("--retry-attempts", lo.retry_attempts,
+                   "attempts per task (> 1 turns retries on)")
+    ->capture_default_str();
+  load->add_option("--backoff-ms", lo.backoff_ms, "first retry delay")
+    ->capture_default_str();
   loadtest_observability lobs;
   std::string metrics_mode = "on";
   load->add_option("--metrics", metrics_mode, "metric sink on or off")
