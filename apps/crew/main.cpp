@@ -740,9 +740,10 @@ int main(int argc, char** argv) {
     }
     if (*diag)
       return crew::cli::cmd_diag(o.cwd, run_id, o.json);
-    if (*load)
+    if (*load) {
       lobs.enabled = metrics_mode == "on";
       return cmd_loadtest(o, lo, shape, fsync, keep, baseline_msgs, lobs);
+    }
   } catch (const crew::input_error& e) {
     std::cerr << "crew: " << e.what() << "\n";
     return 2;
