@@ -15,6 +15,10 @@
 #include "observability/redact.hpp"
 #include "observability/snapshot_json.hpp"
 #include "store/clock.hpp"
+#include "store/correlation.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -128,6 +132,31 @@ otlp_exporter(otlp_exporter_impl::stateful_pointer<otlp_exporter_state> self,
 
 // -- the sink -------------------------------------------------------------------
 
+/// Correlation in OTLP: data points of a run carry its trace id (the same
+/// traceId as its events), so a backend can join metrics and traces.
+std::vector<metric_family> with_trace_ids(std::vector<metric_family> families) {
+  for (auto& f : families)
+    for (auto& s : f.samples)
+      for (size_t i = 0, n = s.labels.size(); i < n; ++i)
+        if (s.labels[i].first == "runId") {
+          s.labels.emplace_back("traceId",
+                                correlation::for_run(s.labels[i].second).trace_hex());
+          break;
+        }
+  return families;
+}
+
+/// The OTLP resource of this node: service.name=crew plus the process.
+otlp_resource resource() {
+  otlp_resource res;
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  res.attributes.emplace_back("service.instance.id",
+                              fmt::format("{}:{}", host, ::getpid()));
+  res.attributes.emplace_back("host.name", host);
+  return res;
+}
+
 void export_now(self_ptr self, bool force) {
   auto& st = self->state;
   auto now = steady_ns();
@@ -145,9 +174,9 @@ void export_now(self_ptr self, bool force) {
   if (o.otlp && st.exporter
       && (force || now - st.last_otlp_ns >= int64_t(o.otlp_interval_ms) * 1'000'000)) {
     st.last_otlp_ns = now;
-    otlp_resource res;
     self->send(st.exporter, export_atom_v,
-               otlp_metrics_json(families, res, st.start_unix_ns, unix_ns()));
+               otlp_metrics_json(with_trace_ids(families), resource(),
+                                 st.start_unix_ns, unix_ns()));
   }
 }
 
