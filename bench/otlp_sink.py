@@ -3,6 +3,7 @@
 POST /v1/metrics, counts bodies, answers 200. Prints its port, then serves
 until killed."""
 import http.server
+import signal
 import sys
 
 
@@ -23,6 +24,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 try:
