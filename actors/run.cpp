@@ -372,6 +372,34 @@ void housekeep(self_ptr self) {
     std::filesystem::remove(request, ec);
     cancel_run(self, "Run cancelled by user request.", false);
   }
+  // Deadletter by hand (crew deadletter --task): one task id per line.
+  auto dl_request = st.setup->paths.deadletter_request();
+  if (std::filesystem::exists(dl_request, ec)) {
+    std::string text;
+    try {
+      text = read_file(dl_request);
+    } catch (const std::exception&) {
+      // being written: the next tick reads it
+    }
+    if (!text.empty() && text.back() == '\n') {
+      std::filesystem::remove(dl_request, ec);
+      auto& plan = st.setup->plan;
+      for (size_t pos = 0; pos < text.size();) {
+        auto end = text.find('\n', pos);
+        auto id = text.substr(pos, end - pos);
+        pos = end + 1;
+        for (uint32_t i = 0; i < plan.size(); ++i) {
+          if (plan[i].id != id)
+            continue;
+          auto kill = st.engine->deadletter_by_hand(i);
+          // A sim attempt just ends on its own; processes are stopped.
+          if (st.setup->backend != backend_kind::sim)
+            kill_running(self, kill);
+        }
+      }
+      pump(self);
+    }
+  }
   auto interval = static_cast<int64_t>(st.setup->snapshot_interval_ms) * 1'000'000;
   if (interval > 0 && steady_ns() - st.last_snapshot_ns >= interval)
     write_snapshot(self);

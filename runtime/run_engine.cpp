@@ -13,6 +13,8 @@ namespace crew {
 
 namespace {
 
+constexpr std::string_view manual_deadletter_text = "Deadlettered by hand.";
+
 int64_t unix_ms(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   return duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -256,6 +258,36 @@ void run_engine::deadletter(uint32_t index, std::string_view reason,
   }
 }
 
+std::vector<uint32_t> run_engine::deadletter_by_hand(uint32_t index) {
+  if (index >= tasks_.size())
+    return {};
+  auto& t = tasks_[index];
+  auto now = now_ms();
+  if (is_terminal(t.status)) {
+    auto error = error_of(index);
+    deadletter(index, "manual", error.empty() ? manual_deadletter_text : error,
+               now);
+    return {};
+  }
+  if (t.status == task_status::running && !t.waiting && !t.retry_ready) {
+    t.manual_deadletter = true;
+    t.cancel_requested = true; // its result is not the task's outcome
+    return {index};
+  }
+  if (t.status == task_status::running) { // between attempts
+    if (t.waiting)
+      --waiting_;
+    t.waiting = t.retry_ready = false;
+    t.retry_due_ms = 0;
+    ++running_; // finish_task releases the slot of a running task
+  }
+  if (first_failed_.empty())
+    first_failed_ = plan_[index].id;
+  finish_task(index, task_status::failed, manual_deadletter_text, {}, now);
+  deadletter(index, "manual", manual_deadletter_text, now);
+  return {};
+}
+
 void run_engine::retry_due(uint32_t index) {
   if (index >= tasks_.size())
     return;
@@ -406,7 +438,15 @@ bool run_engine::on_result(const attempt_result& res) {
   fmt::format_to(std::back_inserter(data), R"(,"durationMs":{}}})",
                  res.duration_us / 1000);
   auto ms = res.duration_us / 1000;
-  if (t.cancel_requested) {
+  if (t.manual_deadletter) {
+    t.manual_deadletter = false;
+    t.cancel_requested = false;
+    if (first_failed_.empty())
+      first_failed_ = plan_[res.index].id;
+    finish_task(res.index, task_status::failed, manual_deadletter_text, data, now,
+                ms);
+    deadletter(res.index, "manual", manual_deadletter_text, now);
+  } else if (t.cancel_requested) {
     finish_task(res.index, expired_ ? task_status::failed : task_status::cancelled,
                 stop_reason_, data, now, ms);
   } else if (res.ok) {

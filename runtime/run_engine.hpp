@@ -35,6 +35,7 @@ struct task_runtime {
   bool cancel_requested = false;
   bool has_exit_code = false;
   bool waiting = false;     ///< a failed attempt waits for its retry timer
+  bool manual_deadletter = false; ///< deadlettered by hand while running
   bool retry_ready = false; ///< its retry timer fired: dispatch again
   uint32_t attempt = 0;        ///< attempts started so far
   uint32_t remaining_deps = 0; ///< dependencies not yet durably completed
@@ -87,6 +88,11 @@ public:
   /// Like cancel, for limits.maxRunMinutes: running tasks end failed and the
   /// run ends failed.
   std::vector<uint32_t> expire(std::string reason);
+
+  /// Deadletters task `index` by hand (reason `manual`): a queued or waiting
+  /// task fails now, a running one when its attempt ends (returned: kill
+  /// it), a finished one only gets the entry. Returns the tasks to kill.
+  std::vector<uint32_t> deadletter_by_hand(uint32_t index);
 
   /// The backoff of task `index` is over: its next attempt may start.
   void retry_due(uint32_t index);

@@ -557,6 +557,112 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   return cancel_outcome::cancelled_offline;
 }
 
+std::vector<nlohmann::json> list_deadletters(const fs::path& crew_root,
+                                             std::string_view run_id) {
+  auto view = load_run(crew_root, run_id); // validates the id and the run
+  auto path = make_run_paths(crew_root, run_id).deadletter();
+  std::vector<nlohmann::json> out;
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    return out;
+  auto text = read_file(path);
+  size_t line = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    auto end = text.find('\n', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    ++line;
+    auto row = std::string_view{text}.substr(pos, end - pos);
+    pos = end + 1;
+    if (row.empty())
+      continue;
+    try {
+      out.push_back(nlohmann::json::parse(row));
+    } catch (const std::exception&) {
+      throw input_error(errc::corrupt_log,
+                        fmt::format("{}:{}: unparsable deadletter entry",
+                                    path.string(), line));
+    }
+  }
+  return out;
+}
+
+deadletter_outcome deadletter_task(const fs::path& crew_root,
+                                   std::string_view run_id,
+                                   std::string_view task_id, uint64_t wait_ms) {
+  auto view = load_run(crew_root, run_id);
+  auto paths = make_run_paths(crew_root, run_id);
+  uint32_t index = UINT32_MAX;
+  for (uint32_t i = 0; i < view.plan.size(); ++i)
+    if (view.plan[i].id == task_id || view.plan[i].step_id == task_id)
+      index = i;
+  if (index == UINT32_MAX)
+    throw input_error(errc::not_found,
+                      fmt::format("run '{}' has no task '{}'", run_id, task_id));
+  auto& id = view.plan[index].id;
+  auto has_entry = [&] {
+    auto before = 0;
+    for (auto& e : list_deadletters(crew_root, run_id))
+      if (e.value("taskId", "") == id && e.value("reason", "") == "manual")
+        ++before;
+    return before;
+  };
+  auto entries_before = has_entry();
+  if (view.owner_alive) {
+    append_file(paths.deadletter_request(), id + "\n");
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::chrono::milliseconds{wait_ms};
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      if (has_entry() > entries_before)
+        return deadletter_outcome::written;
+    }
+    return deadletter_outcome::timed_out;
+  }
+  // No live owner: this process is the log's writer for the moment.
+  auto lock = acquire_lock(paths.lock(), run_id);
+  auto log = event_log_writer::open(paths.events());
+  auto replay = replay_log(paths.events(), view.plan);
+  kill_orphaned_workers(replay);
+  auto& t = replay.tasks[index];
+  auto seq = log.last_seq();
+  const char* text = "Deadlettered by hand.";
+  std::string bytes;
+  std::string error = t.error.empty() ? text : t.error;
+  if (!is_terminal(t.status)) {
+    bytes += event_line("task.failed", run_id, id, text, {}, ++seq, index);
+    error = text;
+  }
+  auto attempts = t.attempts.size();
+  std::string data = R"({"reason":"manual")";
+  data += fmt::format(R"(,"attempts":{},"lastError":)", attempts);
+  append_json_string(data, error);
+  data += '}';
+  bytes += event_line("crew.task.deadletter", run_id, id, error, data, ++seq, index);
+  log.append(bytes, seq);
+  log.sync();
+  std::string line = R"({"taskId":)";
+  append_json_string(line, id);
+  line += R"(,"runId":)";
+  append_json_string(line, run_id);
+  line += fmt::format(R"(,"reason":"manual","attempts":{},"lastError":)", attempts);
+  append_json_string(line, error);
+  line += R"(,"timestamp":")";
+  line += iso_now();
+  line += R"(","traceId":")";
+  line += correlation::for_run(run_id).trace_hex();
+  line += "\"}\n";
+  append_file(paths.deadletter(), line);
+  replay = replay_log(paths.events(), view.plan);
+  auto m = view.manifest;
+  m.status = replay.status;
+  m.summary = replay.summary;
+  m.updated_at = iso_now();
+  m.seq = replay.last_seq;
+  write_snapshots(paths, m, view.plan, replay.tasks);
+  return deadletter_outcome::written;
+}
+
 run_setup_ptr prepare_loadtest(const fs::path& crew_root,
                                const loadtest_options& opts) {
   if (opts.tasks == 0)

@@ -37,6 +37,10 @@ fs::path run_paths::lock() const {
   return state_dir / "run.lock";
 }
 
+fs::path run_paths::deadletter_request() const {
+  return state_dir / "deadletter-request.jsonl";
+}
+
 fs::path run_paths::cancel_request() const {
   return state_dir / "cancel-request.json";
 }

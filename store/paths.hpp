@@ -38,6 +38,10 @@ struct run_paths {
   /// the process that owns the run.
   std::filesystem::path cancel_request() const;
 
+  /// `<state_dir>/deadletter-request.jsonl`: task ids to deadletter by
+  /// hand, written by `crew deadletter --task` for the owning process.
+  std::filesystem::path deadletter_request() const;
+
   /// `<state_dir>/agents`: per-task agent records and streams.
   std::filesystem::path agents_dir() const;
 };

@@ -18,6 +18,7 @@
 
 #include "crew/crew.hpp"
 #include "diag.hpp"
+#include "reliability.hpp"
 #include "serve.hpp"
 #include "messages/errors.hpp"
 #include "store/json_writer.hpp"
@@ -643,6 +644,17 @@ int main(int argc, char** argv) {
   add_common(diag, o);
   diag->add_option("run", run_id, "run id")->required();
 
+  auto verify = app.add_subcommand("verify", "replay a run's log and check its invariants (exit 1 on a violation)");
+  add_common(verify, o);
+  verify->add_option("run", run_id, "run id")->required();
+
+  std::string dl_task, dl_reason = "manual";
+  auto deadletter = app.add_subcommand("deadletter", "list a run's deadletter entries, or deadletter a task by hand");
+  add_common(deadletter, o);
+  deadletter->add_option("run", run_id, "run id")->required();
+  deadletter->add_option("--task", dl_task, "deadletter this task (id or step id) by hand");
+  deadletter->add_option("--reason", dl_reason, "with --task: manual")->capture_default_str();
+
   auto load = app.add_subcommand("loadtest", "simulated-worker load test with invariant checks");
   add_common(load, o);
   load->add_option("--tasks", lo.tasks, "number of tasks")->capture_default_str();
@@ -740,6 +752,10 @@ int main(int argc, char** argv) {
     }
     if (*diag)
       return crew::cli::cmd_diag(o.cwd, run_id, o.json);
+    if (*verify)
+      return crew::cli::cmd_verify(o.cwd, run_id, o.json);
+    if (*deadletter)
+      return crew::cli::cmd_deadletter(o.cwd, run_id, dl_task, dl_reason, o.json);
     if (*load) {
       lobs.enabled = metrics_mode == "on";
       return cmd_loadtest(o, lo, shape, fsync, keep, baseline_msgs, lobs);

@@ -1,0 +1,78 @@
+#include "reliability.hpp"
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "messages/errors.hpp"
+#include "runtime/service.hpp"
+#include "runtime/verify.hpp"
+
+namespace crew::cli {
+
+int cmd_verify(const std::string& cwd, const std::string& run_id, bool json) {
+  auto report = verify_run(crew_root_for(cwd), run_id);
+  if (json) {
+    nlohmann::json checks = nlohmann::json::array();
+    for (auto& c : report.checks)
+      checks.push_back({{"check", c.name}, {"ok", c.ok}, {"problems", c.problems}});
+    std::cout << nlohmann::json{{"runId", report.run_id},
+                                {"ok", report.ok()},
+                                {"events", report.events},
+                                {"lastSeq", report.last_seq},
+                                {"checks", checks}}
+                   .dump()
+              << std::endl;
+  } else {
+    std::cout << fmt::format("run {}: {} events, last seq {}\n", report.run_id,
+                             report.events, report.last_seq);
+    for (auto& c : report.checks) {
+      std::cout << (c.ok ? "  ok    " : "  FAIL  ") << c.name << "\n";
+      for (auto& p : c.problems)
+        std::cout << "          - " << p << "\n";
+    }
+    std::cout << (report.ok() ? "verified: every invariant holds\n"
+                              : "verification FAILED\n");
+  }
+  return report.ok() ? 0 : 1;
+}
+
+int cmd_deadletter(const std::string& cwd, const std::string& run_id,
+                   const std::string& task, const std::string& reason, bool json) {
+  auto root = crew_root_for(cwd);
+  if (!task.empty()) {
+    if (reason != "manual")
+      throw input_error(fmt::format(
+        "--reason: only 'manual' can be given by hand (got '{}')", reason));
+    auto outcome = deadletter_task(root, run_id, task);
+    bool ok = outcome == deadletter_outcome::written;
+    if (json)
+      std::cout << nlohmann::json{{"runId", run_id}, {"taskId", task},
+                                  {"reason", "manual"}, {"written", ok}}
+                     .dump()
+                << std::endl;
+    else
+      std::cout << (ok ? fmt::format("{}: task {} deadlettered (manual)\n", run_id,
+                                     task)
+                       : fmt::format("{}: requested; the owning process has not "
+                                     "written the entry yet\n",
+                                     run_id));
+    return ok ? 0 : 1;
+  }
+  auto entries = list_deadletters(root, run_id);
+  if (json) {
+    std::cout << nlohmann::json(entries).dump() << std::endl;
+    return 0;
+  }
+  if (entries.empty())
+    std::cout << run_id << ": no deadletter entries\n";
+  for (auto& e : entries)
+    std::cout << fmt::format("{} {} {} attempts {} - {}\n",
+                             e.value("timestamp", ""), e.value("taskId", ""),
+                             e.value("reason", ""), e.value("attempts", 0),
+                             e.value("lastError", ""));
+  return 0;
+}
+
+} // namespace crew::cli
