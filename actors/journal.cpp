@@ -1,5 +1,7 @@
 #include "actors/journal.hpp"
 
+#include "actors/undeliverable.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -81,7 +83,9 @@ void commit(self_ptr self) {
 } // namespace
 
 journal_impl::behavior_type journal(self_ptr self, fsync_policy policy,
-                                    metric_sink_actor sink) {
+                                    metric_sink_actor sink,
+                                    std::string deadletter_path) {
+  self->set_default_handler(undeliverable_handler(std::move(deadletter_path)));
   self->state.policy = policy;
   self->state.sink = std::move(sink);
   return {
@@ -153,8 +157,9 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy,
 }
 
 journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy,
-                            metric_sink_actor sink) {
-  return sys.spawn<caf::detached>(journal, policy, std::move(sink));
+                            metric_sink_actor sink, std::string deadletter_path) {
+  return sys.spawn<caf::detached>(journal, policy, std::move(sink),
+                                  std::move(deadletter_path));
 }
 
 } // namespace crew

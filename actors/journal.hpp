@@ -64,10 +64,11 @@ struct journal_state {
 
 journal_impl::behavior_type
 journal(journal_impl::stateful_pointer<journal_state> self, fsync_policy policy,
-        metric_sink_actor sink);
+        metric_sink_actor sink, std::string deadletter_path = {});
 
 /// Spawns the journal on a thread of its own.
 journal_actor spawn_journal(caf::actor_system& sys, fsync_policy policy,
-                            metric_sink_actor sink = {});
+                            metric_sink_actor sink = {},
+                            std::string deadletter_path = {});
 
 } // namespace crew

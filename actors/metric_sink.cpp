@@ -1,5 +1,7 @@
 #include "actors/metric_sink.hpp"
 
+#include "actors/undeliverable.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -202,7 +204,9 @@ void write_metrics_jsonl(const std::string& dir, uint32_t retention_days,
 }
 
 metric_sink_impl::behavior_type metric_sink(self_ptr self,
-                                            metric_sink_options options) {
+                                            metric_sink_options options,
+                                            std::string deadletter_path) {
+  self->set_default_handler(undeliverable_handler(deadletter_path));
   auto& st = self->state;
   st.options = std::move(options);
   st.registry = std::make_unique<metric_registry>();

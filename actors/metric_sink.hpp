@@ -66,7 +66,7 @@ struct metric_sink_state {
 
 metric_sink_impl::behavior_type
 metric_sink(metric_sink_impl::stateful_pointer<metric_sink_state> self,
-            metric_sink_options options);
+            metric_sink_options options, std::string deadletter_path = {});
 
 /// Writes one JSONL metric line (`{exportedAt, snapshots}`, redacted) to
 /// `<dir>/<UTC date>.jsonl` and removes `*.jsonl` files older than

@@ -1,5 +1,7 @@
 #include "actors/node.hpp"
 
+#include "actors/undeliverable.hpp"
+
 #include <iostream>
 
 #include <caf/actor_system.hpp>
@@ -12,11 +14,14 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
                                node_options options) {
   auto& st = self->state;
   st.options = std::move(options);
+  self->set_default_handler(undeliverable_handler(st.options.deadletter_path));
   if (st.options.metrics_enabled) {
-    st.sink = self->spawn<caf::detached>(metric_sink, st.options.metrics);
+    st.sink = self->spawn<caf::detached>(metric_sink, st.options.metrics,
+                                         st.options.deadletter_path);
     self->link_to(st.sink);
   }
-  st.journal = spawn_journal(self->system(), st.options.fsync, st.sink);
+  st.journal = spawn_journal(self->system(), st.options.fsync, st.sink,
+                             st.options.deadletter_path);
   self->monitor(st.journal);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -26,7 +31,8 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
       std::cerr << "crew: journal stopped (" << to_string(dm.reason)
                 << "); restarting it\n";
       ++st.journal_restarts;
-      st.journal = spawn_journal(self->system(), st.options.fsync, st.sink);
+      st.journal = spawn_journal(self->system(), st.options.fsync, st.sink,
+                                 st.options.deadletter_path);
       self->monitor(st.journal);
       return;
     }
@@ -37,7 +43,7 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
       auto& st = self->state;
       auto id = setup->manifest.run_id;
       auto handle = self->spawn(run, std::move(setup), st.journal, st.sink,
-                                std::move(listener));
+                                std::move(listener), st.options.deadletter_path);
       self->monitor(handle);
       st.runs.emplace(handle.address(), std::move(id));
       return handle;

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "actors/task_worker.hpp"
+#include "actors/undeliverable.hpp"
 #include "actors/worker_pool.hpp"
 #include "observability/quantiles.hpp"
 #include "runtime/process.hpp"
@@ -413,13 +414,16 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
   opts.notes = static_cast<bool>(st.sink); // no digests without a metric sink
   st.engine = std::make_unique<run_engine>(setup.manifest.run_id, setup.plan,
                                            last_seq, opts);
-  if (setup.resume)
+  if (setup.resume || setup.recover)
     st.engine->load_states(setup.states);
   if (!repair_note.empty())
     st.engine->record("crew.log.repaired", repair_note, {});
-  st.engine->start(setup.resume ? "Resuming team workflow."
-                                : "Executing team workflow.",
-                   setup.resume);
+  if (setup.recover)
+    st.engine->start_recovered("Recovered team workflow.");
+  else
+    st.engine->start(setup.resume ? "Resuming team workflow."
+                                  : "Executing team workflow.",
+                     setup.resume);
   st.started = true;
   st.last_snapshot_ns = steady_ns();
   if (st.sink)
@@ -436,7 +440,8 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
 
 run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
                             journal_actor journal, metric_sink_actor sink,
-                            caf::actor listener) {
+                            caf::actor listener, std::string deadletter_path) {
+  self->set_default_handler(undeliverable_handler(deadletter_path));
   auto& st = self->state;
   st.setup = std::move(setup);
   st.journal = std::move(journal);
@@ -445,7 +450,8 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
   if (st.setup->backend == backend_kind::sim) {
     st.pool = self->spawn<caf::linked>(worker_pool, caf::actor_cast<run_actor>(self),
                                        st.setup->sim,
-                                       st.setup->sim_hang_timeout_ms);
+                                       st.setup->sim_hang_timeout_ms,
+                                       deadletter_path);
   }
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;

@@ -65,6 +65,7 @@ struct run_state {
 
 run_impl::behavior_type run(run_impl::stateful_pointer<run_state> self,
                             run_setup_ptr setup, journal_actor journal,
-                            metric_sink_actor sink, caf::actor listener);
+                            metric_sink_actor sink, caf::actor listener,
+                            std::string deadletter_path = {});
 
 } // namespace crew

@@ -1,5 +1,7 @@
 #include "actors/worker_pool.hpp"
 
+#include "actors/undeliverable.hpp"
+
 #include <chrono>
 
 #include <caf/stateful_actor.hpp>
@@ -79,7 +81,9 @@ void deliver_due(self_ptr self) {
 
 worker_pool_impl::behavior_type worker_pool(self_ptr self, run_actor owner,
                                             sim_params params,
-                                            uint64_t hang_timeout_ms) {
+                                            uint64_t hang_timeout_ms,
+                                            std::string deadletter_path) {
+  self->set_default_handler(undeliverable_handler(std::move(deadletter_path)));
   self->state.owner = std::move(owner);
   self->state.params = params;
   self->state.hang_timeout_ms = hang_timeout_ms;

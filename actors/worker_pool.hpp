@@ -38,6 +38,7 @@ struct worker_pool_state {
 /// (latency, failure, hang, crash) and reports results in batches.
 worker_pool_impl::behavior_type
 worker_pool(worker_pool_impl::stateful_pointer<worker_pool_state> self,
-            run_actor owner, sim_params params, uint64_t hang_timeout_ms);
+            run_actor owner, sim_params params, uint64_t hang_timeout_ms,
+            std::string deadletter_path = {});
 
 } // namespace crew

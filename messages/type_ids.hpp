@@ -7,6 +7,7 @@
 #include <caf/type_id.hpp> // CAF_BEGIN_TYPE_ID_BLOCK
 
 #include "messages/metrics.hpp"
+#include "messages/notification.hpp"
 #include "messages/task.hpp"
 
 // The one type-ID block of the project. Names are the wire names: keep them
@@ -25,6 +26,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(crew, (crew::bucketed))
   CAF_ADD_TYPE_ID(crew, (crew::scheduler_stats))
   CAF_ADD_TYPE_ID(crew, (crew::commit_stats))
+  CAF_ADD_TYPE_ID(crew, (crew::notification))
+  CAF_ADD_TYPE_ID(crew, (crew::deadletter_notice))
 
   /// run -> journal: append bytes of a run's log; reply: durable seq.
   CAF_ADD_ATOM(crew, crew, append_atom, "append")
@@ -58,5 +61,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   CAF_ADD_ATOM(crew, crew, stats_atom, "stats")
   /// metric sink -> self: JSONL sink and OTLP push timers.
   CAF_ADD_ATOM(crew, crew, export_atom, "export")
+  /// producers -> notification router: a notification / a deadletter;
+  /// router -> subscribers: a delivered notification.
+  CAF_ADD_ATOM(crew, crew, notify_atom, "notify")
+  CAF_ADD_ATOM(crew, crew, deadletter_atom, "deadletter")
 
 CAF_END_TYPE_ID_BLOCK(crew)

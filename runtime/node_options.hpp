@@ -24,6 +24,9 @@ struct node_options {
   fsync_policy fsync = fsync_policy::batch;
   metric_sink_options metrics;
   bool metrics_enabled = true; ///< observability.enabled
+  /// Where actors record messages nobody handles (reason `undeliverable`):
+  /// `<crew root>/state/deadletter.jsonl`; "" = stderr.
+  std::string deadletter_path;
 };
 
 } // namespace crew

@@ -158,6 +158,24 @@ void run_engine::emit_run_status(run_status st, std::string_view summary) {
   emit(type, no_task, summary, {}, now_ms());
 }
 
+void run_engine::requeue(uint32_t i, clock::time_point now) {
+  auto& t = tasks_[i];
+  scratch_.clear();
+  fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
+                 to_string(t.status));
+  auto data = scratch_;
+  --counts_[static_cast<int>(t.status)];
+  ++counts_[static_cast<int>(task_status::queued)];
+  if (is_terminal(t.status))
+    ++open_;
+  t.status = task_status::queued;
+  t.started_ms = t.finished_ms = 0;
+  t.has_exit_code = false;
+  t.exit_code = 0;
+  errors_.erase(i);
+  emit("task.requeued", i, "Requeued by resume.", data, now, span_level::task);
+}
+
 void run_engine::start(std::string_view summary, bool resume) {
   auto now = now_ms();
   if (resume) {
@@ -174,23 +192,43 @@ void run_engine::start(std::string_view summary, bool resume) {
         retries_.emplace_back(i, static_cast<uint64_t>(left));
         continue;
       }
-      scratch_.clear();
-      fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
-                     to_string(t.status));
-      auto data = scratch_;
-      --counts_[static_cast<int>(t.status)];
-      ++counts_[static_cast<int>(task_status::queued)];
-      if (is_terminal(t.status))
-        ++open_;
-      t.status = task_status::queued;
-      t.started_ms = t.finished_ms = 0;
-      t.has_exit_code = false;
-      t.exit_code = 0;
-      errors_.erase(i);
-      emit("task.requeued", i, "Requeued by resume.", data, now,
-           span_level::task);
+      requeue(i, now);
     }
   }
+  begin(summary);
+}
+
+void run_engine::start_recovered(std::string_view summary) {
+  auto now = now_ms();
+  auto from = seq_;
+  std::vector<uint32_t> interrupted;
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto& t = tasks_[i];
+    if (t.status != task_status::running)
+      continue;
+    if (t.waiting) {
+      ++waiting_;
+      auto left = std::max<int64_t>(0, t.retry_due_ms - unix_ms(now));
+      retries_.emplace_back(i, static_cast<uint64_t>(left));
+      continue;
+    }
+    interrupted.push_back(i);
+  }
+  emit("crew.run.resumed", no_task, "Recovered after the owning process died.",
+       fmt::format(R"({{"recoveredFromSeq":{},"resumableTasks":{}}})", from,
+                   interrupted.size()),
+       now);
+  if (opts_.notes) {
+    event_note n;
+    n.kind = note_kind::run_resumed;
+    notes_.push_back(n);
+  }
+  for (auto i : interrupted)
+    requeue(i, now);
+  begin(summary);
+}
+
+void run_engine::begin(std::string_view summary) {
   emit_run_status(run_status::running, summary);
   auto ns = steady_ns();
   for (uint32_t i = 0; i < tasks_.size(); ++i) {
@@ -205,8 +243,17 @@ void run_engine::start(std::string_view summary, bool resume) {
     if (remaining == 0)
       make_ready(i, ns);
   }
-  // Dependencies that already failed (resume never leaves any, but a plan
-  // may be loaded mid-way) block their dependents.
+  // A dependency that already ended without completing (a recovered run
+  // that crashed before skipping its dependents) skips them now.
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto st = tasks_[i].status;
+    if (st == task_status::failed || st == task_status::skipped
+        || st == task_status::cancelled) {
+      if (st == task_status::failed && first_failed_.empty())
+        first_failed_ = plan_[i].id;
+      skip_dependents(i);
+    }
+  }
   maybe_finish();
 }
 

@@ -69,6 +69,11 @@ public:
   /// is not completed. Computes the initial ready set.
   void start(std::string_view summary, bool resume);
 
+  /// Crash recovery: like a resume, but only the interrupted attempts (tasks
+  /// running when the owner died) are requeued; failed tasks stay failed.
+  /// Emits `crew.run.resumed {recoveredFromSeq, resumableTasks}` first.
+  void start_recovered(std::string_view summary);
+
   /// Appends the tasks to start now (bounded by free slots and the un-synced
   /// backlog) and emits their task.started events.
   void next_dispatch(std::vector<uint32_t>& out);
@@ -195,6 +200,8 @@ private:
                    std::string_view data, clock::time_point now,
                    uint64_t duration_ms = 0);
   void make_ready(uint32_t index, int64_t now_ns);
+  void requeue(uint32_t index, clock::time_point now);
+  void begin(std::string_view summary);
   uint32_t max_attempts_of(uint32_t index) const;
   void deadletter(uint32_t index, std::string_view reason,
                   std::string_view last_error, clock::time_point now);

@@ -30,6 +30,7 @@ struct run_setup {
   std::vector<planned_task> plan;
   std::vector<task_state> states; ///< resume: states replayed from the log
   bool resume = false;
+  bool recover = false; ///< crash recovery: requeue interrupted attempts only
   engine_options engine;
   backend_kind backend = backend_kind::command;
   /// Per task (command backend): the shell command line; empty when the

@@ -233,6 +233,7 @@ node_options node_options_for(const project_context& ctx) {
   auto& cfg = ctx.config;
   out.fsync = to_policy(cfg.store.fsync);
   out.metrics_enabled = cfg.observability.enabled;
+  out.deadletter_path = (ctx.crew_root / "state" / "deadletter.jsonl").string();
   if (cfg.telemetry_enabled)
     out.metrics.metrics_dir = (ctx.crew_root / "state" / "metrics").string();
   out.metrics.retention_days = cfg.observability.metric_retention_days;
@@ -463,6 +464,10 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   if (mode == resume_mode::start_queued && view.replay.status != run_status::queued)
     throw input_error(fmt::format("run '{}' is {}, not queued: nothing to start",
                                   run_id, to_string(view.replay.status)));
+  if (mode == resume_mode::recover && view.replay.status != run_status::running)
+    throw input_error(fmt::format(
+      "run '{}' is not interrupted (it is {}): nothing to recover", run_id,
+      to_string(view.replay.status)));
   bool work_left = false;
   for (auto& t : view.replay.tasks)
     work_left = work_left || t.status != task_status::completed;
@@ -479,6 +484,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   setup->plan = std::move(view.plan);
   setup->states = std::move(view.replay.tasks);
   setup->resume = mode == resume_mode::resume;
+  setup->recover = mode == resume_mode::recover;
   if (m.runtime_mode == "sim") {
     setup->backend = backend_kind::sim;
     setup->engine.max_concurrent = 256;
@@ -661,6 +667,75 @@ deadletter_outcome deadletter_task(const fs::path& crew_root,
   m.seq = replay.last_seq;
   write_snapshots(paths, m, view.plan, replay.tasks);
   return deadletter_outcome::written;
+}
+
+std::vector<recovery_plan> find_interrupted(const fs::path& crew_root,
+                                            const std::vector<std::string>& run_ids) {
+  std::vector<recovery_plan> out;
+  auto ids = run_ids.empty() ? list_run_ids(crew_root) : run_ids;
+  for (auto& id : ids) {
+    run_view view;
+    try {
+      view = load_run(crew_root, id);
+    } catch (const input_error&) {
+      if (!run_ids.empty())
+        throw; // a named run must exist and be readable
+      continue;
+    }
+    bool interrupted = view.replay.status == run_status::running && !view.owner_alive;
+    if (!interrupted) {
+      if (!run_ids.empty())
+        throw input_error(fmt::format(
+          "run '{}' is not interrupted ({}{}): nothing to recover", id,
+          to_string(view.replay.status),
+          view.owner_alive ? fmt::format(", executing in pid {}", view.owner_pid)
+                           : ""));
+      continue;
+    }
+    recovery_plan plan;
+    plan.run_id = id;
+    plan.last_event_seq = view.replay.last_seq;
+    for (size_t i = 0; i < view.plan.size(); ++i) {
+      auto& t = view.replay.tasks[i];
+      if (t.status == task_status::running && t.retry_due_ms == 0)
+        plan.resumable_tasks.push_back(view.plan[i].id);
+      else if (is_terminal(t.status))
+        plan.preserved_tasks.push_back(view.plan[i].id);
+    }
+    out.push_back(std::move(plan));
+  }
+  return out;
+}
+
+void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
+  find_interrupted(crew_root, {std::string{run_id}}); // validates
+  auto view = load_run(crew_root, run_id);
+  auto paths = make_run_paths(crew_root, run_id);
+  auto lock = acquire_lock(paths.lock(), run_id);
+  auto log = event_log_writer::open(paths.events());
+  auto replay = replay_log(paths.events(), view.plan);
+  kill_orphaned_workers(replay);
+  auto seq = log.last_seq();
+  auto from = seq;
+  const char* reason = "interrupted-not-resumed";
+  std::string bytes;
+  for (size_t i = 0; i < view.plan.size(); ++i)
+    if (!is_terminal(replay.tasks[i].status))
+      bytes += event_line("task.cancelled", run_id, view.plan[i].id, reason, {},
+                          ++seq, static_cast<uint32_t>(i));
+  bytes += event_line("crew.run.recovery_declined", run_id, {}, reason,
+                      fmt::format(R"({{"recoveredFromSeq":{}}})", from), ++seq);
+  bytes += event_line("run.cancelled", run_id, {}, reason, {}, ++seq);
+  log.append(bytes, seq);
+  log.sync();
+  replay = replay_log(paths.events(), view.plan);
+  auto m = view.manifest;
+  m.status = replay.status;
+  m.summary = replay.summary;
+  m.updated_at = iso_now();
+  m.seq = replay.last_seq;
+  m.owner_pid = 0;
+  write_snapshots(paths, m, view.plan, replay.tasks);
 }
 
 run_setup_ptr prepare_loadtest(const fs::path& crew_root,

@@ -62,6 +62,7 @@ run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
 enum class resume_mode : uint8_t {
   resume = 1,   ///< requeue every task that did not complete
   start_queued, ///< start a created, never started run (`run --async`)
+  recover,      ///< an interrupted run: requeue its interrupted attempts
 };
 
 /// Prepares `run_id` to run (again): takes the run lock, then replays its
@@ -120,6 +121,25 @@ deadletter_outcome deadletter_task(const std::filesystem::path& crew_root,
                                    std::string_view run_id,
                                    std::string_view task_id,
                                    uint64_t wait_ms = 10000);
+
+/// The recovery plan of an interrupted run (status running, owner dead).
+struct recovery_plan {
+  std::string run_id;
+  std::vector<std::string> resumable_tasks; ///< attempts cut off by the crash
+  std::vector<std::string> preserved_tasks; ///< already terminal: kept
+  uint64_t last_event_seq = 0;
+};
+
+/// Finds the interrupted runs under `crew_root` (all of them, or those in
+/// `run_ids`; a named run that is unknown or not interrupted is an
+/// input_error naming it).
+std::vector<recovery_plan> find_interrupted(const std::filesystem::path& crew_root,
+                                            const std::vector<std::string>& run_ids);
+
+/// Declines the recovery of an interrupted run: its unfinished tasks and the
+/// run end `cancelled` with reason `interrupted-not-resumed`
+/// (`crew.run.recovery_declined`); orphaned workers are killed.
+void decline_recovery(const std::filesystem::path& crew_root, std::string_view run_id);
 
 /// Options of `crew loadtest`.
 struct loadtest_options {

@@ -648,6 +648,15 @@ int main(int argc, char** argv) {
   add_common(verify, o);
   verify->add_option("run", run_id, "run id")->required();
 
+  std::vector<std::string> recover_runs;
+  bool recover_apply = false, recover_decline = false;
+  auto recover = app.add_subcommand("recover", "show, apply or decline recovery plans of interrupted runs");
+  add_common(recover, o);
+  recover->add_option("runs", recover_runs, "run ids (default: every interrupted run)");
+  recover->add_flag("--apply", recover_apply, "requeue the interrupted attempts and continue each run here");
+  recover->add_flag("--decline", recover_decline, "cancel each run with reason interrupted-not-resumed");
+  recover->add_option("--set", sets, "config override key=value (repeatable)");
+
   std::string dl_task, dl_reason = "manual";
   auto deadletter = app.add_subcommand("deadletter", "list a run's deadletter entries, or deadletter a task by hand");
   add_common(deadletter, o);
@@ -754,6 +763,9 @@ int main(int argc, char** argv) {
       return crew::cli::cmd_diag(o.cwd, run_id, o.json);
     if (*verify)
       return crew::cli::cmd_verify(o.cwd, run_id, o.json);
+    if (*recover)
+      return crew::cli::cmd_recover(o.cwd, recover_runs, recover_apply,
+                                    recover_decline, o.json, sets);
     if (*deadletter)
       return crew::cli::cmd_deadletter(o.cwd, run_id, dl_task, dl_reason, o.json);
     if (*load) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errors.hpp"
+#include "crew/crew.hpp"
 #include "runtime/service.hpp"
 #include "runtime/verify.hpp"
 
@@ -73,6 +74,57 @@ int cmd_deadletter(const std::string& cwd, const std::string& run_id,
                              e.value("reason", ""), e.value("attempts", 0),
                              e.value("lastError", ""));
   return 0;
+}
+
+int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
+                bool apply, bool decline, bool json,
+                const std::vector<std::string>& overrides) {
+  if (apply && decline)
+    throw input_error("--apply and --decline exclude each other");
+  auto ctx = load_project(cwd, overrides);
+  auto plans = find_interrupted(ctx.crew_root, runs);
+  nlohmann::json out = nlohmann::json::array();
+  int rc = 0;
+  for (auto& p : plans) {
+    nlohmann::json row{{"runId", p.run_id},
+                       {"resumableTasks", p.resumable_tasks},
+                       {"preservedTasks", p.preserved_tasks},
+                       {"lastEventSeq", p.last_event_seq}};
+    if (decline) {
+      decline_recovery(ctx.crew_root, p.run_id);
+      row["action"] = "declined";
+      row["status"] = "cancelled";
+    } else if (apply) {
+      auto node = node_options_for(ctx);
+      auto setup = prepare_resume(ctx, p.run_id, resume_mode::recover);
+      run_progress final;
+      {
+        crew::runtime rt{node};
+        final = rt.execute(std::move(setup));
+      }
+      row["action"] = "applied";
+      row["status"] = final.status;
+      if (final.status != "completed")
+        rc = 1;
+    }
+    if (!json) {
+      std::cout << fmt::format("{}: {} interrupted attempt(s), {} finished task(s) "
+                               "kept, last seq {}{}\n",
+                               p.run_id, p.resumable_tasks.size(),
+                               p.preserved_tasks.size(), p.last_event_seq,
+                               row.contains("action")
+                                 ? fmt::format(" -> {} ({})",
+                                               row["action"].get<std::string>(),
+                                               row["status"].get<std::string>())
+                                 : std::string{});
+    }
+    out.push_back(std::move(row));
+  }
+  if (json)
+    std::cout << out.dump() << std::endl;
+  else if (plans.empty())
+    std::cout << "no interrupted runs\n";
+  return rc;
 }
 
 } // namespace crew::cli

@@ -3,6 +3,7 @@
 // `crew verify RUN` and `crew deadletter RUN [--task ID --reason manual]`.
 
 #include <string>
+#include <vector>
 
 namespace crew::cli {
 
@@ -14,5 +15,12 @@ int cmd_verify(const std::string& cwd, const std::string& run_id, bool json);
 /// by hand; `reason` must be `manual`.
 int cmd_deadletter(const std::string& cwd, const std::string& run_id,
                    const std::string& task, const std::string& reason, bool json);
+
+/// `crew recover [--apply | --decline] [RUN…]`: shows the recovery plans of
+/// interrupted runs, applies them (each run continues here, in turn) or
+/// declines them.
+int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
+                bool apply, bool decline, bool json,
+                const std::vector<std::string>& overrides);
 
 } // namespace crew::cli

@@ -1,0 +1,120 @@
+// Crash recovery under kill -9: the crew process dies at random moments of
+// runs with command workers and with sim workers at scale; `crew recover
+// --apply` continues each run; `crew verify` must pass and no task may end
+// twice. CREW_CHAOS_ROUNDS sets the rounds (the `chaos` ctest label runs
+// many; the default suite a few).
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <random>
+
+#include "tests/integration/support.hpp"
+
+using namespace crew::it;
+using namespace std::chrono_literals;
+
+namespace {
+
+int rounds(int fallback) {
+  if (auto v = std::getenv("CREW_CHAOS_ROUNDS"))
+    return std::max(1, std::atoi(v));
+  return fallback;
+}
+
+std::string only_run(const project& p) {
+  auto runs = p.root / ".crew" / "state" / "runs";
+  std::string id;
+  for (auto& e : fs::directory_iterator(runs))
+    id = e.path().filename().string();
+  return id;
+}
+
+/// Recovers `id` if it was interrupted, then checks the invariants.
+void recover_and_verify(project& p, const std::string& id, bool torn_tail) {
+  auto plan = p.crew({"recover", "--json"});
+  REQUIRE_MESSAGE(plan.code == 0, plan);
+  auto plans = plan.last_json();
+  bool interrupted = false;
+  for (auto& row : plans)
+    interrupted = interrupted || row["runId"] == id;
+  if (interrupted) {
+    if (torn_tail) // a write cut in half by the crash
+      append_text(p.events_file(id), R"({"time":"2026-11-26T00:00:00.000Z","ty)");
+    auto applied = p.crew({"recover", "--apply", id, "--json"}, 120000);
+    REQUIRE_MESSAGE(applied.code == 0, applied);
+    CHECK(applied.last_json()[0]["status"] == "completed");
+    auto evs = p.events(id);
+    bool resumed = false;
+    for (auto& e : evs)
+      resumed = resumed || e["type"] == "crew.run.resumed";
+    CHECK(resumed);
+  }
+  auto v = p.crew({"verify", id, "--json"});
+  CHECK_MESSAGE(v.code == 0, v);
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "completed");
+  for (auto& t : st["tasks"])
+    CHECK_MESSAGE(t["status"] == "completed", t["id"]);
+  // one terminal event per task (since its last requeue): no task completed twice
+  std::map<std::string, int> terminal;
+  for (auto& e : p.events(id)) {
+    auto type = e["type"].get<std::string>();
+    if (type == "task.requeued")
+      terminal[e["taskId"]] = 0;
+    else if (type == "task.completed" || type == "task.failed"
+             || type == "task.skipped" || type == "task.cancelled")
+      ++terminal[e["taskId"]];
+  }
+  for (auto& [task, n] : terminal)
+    CHECK_MESSAGE(n == 1, task);
+}
+
+} // namespace
+
+TEST_CASE("chaos: kill -9 of crew with command workers, then recover and verify") {
+  std::mt19937 rng{42};
+  for (int round = 0, n = rounds(3); round < n; ++round) {
+    CAPTURE(round);
+    project p;
+    p.agent("a", "cat >/dev/null; echo $CREW_TASK_ID >> runs.txt; sleep 0.1; echo ok");
+    p.team("t", {{"w", "a"}}, "wf", 2);
+    p.workflow("wf", {{"a", "w", ""}, {"b", "w", "a"}, {"c", "w", "a"},
+                      {"d", "w", "b,c"}, {"e", "w", ""}, {"f", "w", "e"}});
+    int worker_pids = 0;
+    {
+      spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+      p.track(proc.pid);
+      std::this_thread::sleep_for(
+        std::chrono::milliseconds{std::uniform_int_distribution<int>{30, 450}(rng)});
+      ::kill(proc.pid, SIGKILL);
+      proc.wait(5000ms);
+    }
+    (void) worker_pids;
+    auto id = only_run(p);
+    REQUIRE_FALSE(id.empty());
+    recover_and_verify(p, id, round % 2 == 1);
+  }
+}
+
+TEST_CASE("chaos: kill -9 of crew running sim workers at scale, then recover and verify") {
+  std::mt19937 rng{7};
+  for (int round = 0, n = rounds(2); round < n; ++round) {
+    CAPTURE(round);
+    project p;
+    {
+      spawned_crew proc{p, {"loadtest", "--tasks", "20000", "--latency-ms", "2",
+                            "--concurrency", "64", "--shape", "random", "--keep",
+                            "--baseline-messages", "0", "--json"}};
+      p.track(proc.pid);
+      std::this_thread::sleep_for(
+        std::chrono::milliseconds{std::uniform_int_distribution<int>{100, 600}(rng)});
+      ::kill(proc.pid, SIGKILL);
+      proc.wait(5000ms);
+    }
+    auto id = only_run(p);
+    REQUIRE_FALSE(id.empty());
+    recover_and_verify(p, id, round % 2 == 0);
+  }
+}
