@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -30,7 +31,7 @@ void deliver(self_ptr self, const notification& n) {
     std::cerr << line << std::flush;
   }
   for (auto& listener : st.listeners)
-    self->send(listener, notify_atom_v, n);
+    caf::anon_send(listener, notify_atom_v, n); // listeners are dynamically typed
 }
 
 /// Arms the batch timer for the pending batch, if not armed yet.

@@ -158,8 +158,15 @@ void run_engine::emit_run_status(run_status st, std::string_view summary) {
   emit(type, no_task, summary, {}, now_ms());
 }
 
-void run_engine::requeue(uint32_t i, clock::time_point now) {
+void run_engine::requeue(uint32_t i, clock::time_point now,
+                         std::string_view message) {
   auto& t = tasks_[i];
+  // An attempt cut off by a crash ends here, as replay sees it.
+  if (auto h = history_.find(i); h != history_.end() && !h->second.empty()
+                                 && h->second.back().ended_at.empty()) {
+    h->second.back().ended_at = iso_time(now);
+    h->second.back().error = std::string{message};
+  }
   scratch_.clear();
   fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
                  to_string(t.status));
@@ -173,7 +180,7 @@ void run_engine::requeue(uint32_t i, clock::time_point now) {
   t.has_exit_code = false;
   t.exit_code = 0;
   errors_.erase(i);
-  emit("task.requeued", i, "Requeued by resume.", data, now, span_level::task);
+  emit("task.requeued", i, message, data, now, span_level::task);
 }
 
 void run_engine::start(std::string_view summary, bool resume) {
@@ -192,7 +199,7 @@ void run_engine::start(std::string_view summary, bool resume) {
         retries_.emplace_back(i, static_cast<uint64_t>(left));
         continue;
       }
-      requeue(i, now);
+      requeue(i, now, "Requeued by resume.");
     }
   }
   begin(summary);
@@ -224,7 +231,7 @@ void run_engine::start_recovered(std::string_view summary) {
     notes_.push_back(n);
   }
   for (auto i : interrupted)
-    requeue(i, now);
+    requeue(i, now, "Interrupted attempt requeued by recovery.");
   begin(summary);
 }
 

@@ -200,7 +200,7 @@ private:
                    std::string_view data, clock::time_point now,
                    uint64_t duration_ms = 0);
   void make_ready(uint32_t index, int64_t now_ns);
-  void requeue(uint32_t index, clock::time_point now);
+  void requeue(uint32_t index, clock::time_point now, std::string_view message);
   void begin(std::string_view summary);
   uint32_t max_attempts_of(uint32_t index) const;
   void deadletter(uint32_t index, std::string_view reason,

@@ -400,6 +400,8 @@ private:
         close_attempt(t, ev, ev.message);
         break;
       case requeued:
+        // An attempt cut off by a crash ends here, with the requeue's reason.
+        close_attempt(t, ev, ev.message);
         terminal_[idx] = 0;
         t.status = task_status::queued;
         t.started_at.clear();

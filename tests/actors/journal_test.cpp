@@ -53,7 +53,8 @@ struct journal_fixture {
   }
 
   journal_actor spawn(fsync_policy policy) {
-    return sys.spawn(crew::journal, policy, crew::metric_sink_actor{});
+    return sys.spawn(crew::journal, policy, crew::metric_sink_actor{},
+                     std::string{});
   }
 
   /// Opens `path` for `id`; returns (last seq, note) or fails the test.
