@@ -12,6 +12,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "actors/task_worker.hpp"
 #include "actors/undeliverable.hpp"
@@ -186,6 +187,21 @@ void write_deadletters(self_ptr self) {
   } catch (const std::exception& e) {
     std::cerr << "crew: " << e.what() << "\n";
   }
+  // The router counts deadletters for the deadletter-rate alert.
+  if (st.router) {
+    for (size_t pos = 0; pos < lines.size();) {
+      auto end = lines.find('\n', pos);
+      try {
+        auto j = nlohmann::json::parse(lines.substr(pos, end - pos));
+        self->send(st.router, deadletter_atom_v,
+                   deadletter_notice{j.value("runId", ""), j.value("taskId", ""),
+                                     j.value("reason", "")});
+      } catch (const std::exception&) {
+        // our own lines: always valid
+      }
+      pos = end + 1;
+    }
+  }
 }
 
 /// Ships buffered events to the journal; the reply moves the durable seq.
@@ -355,7 +371,8 @@ void cancel_run(self_ptr self, std::string reason, bool expired) {
 void on_results(self_ptr self, const std::vector<attempt_result>& results) {
   auto& st = self->state;
   for (auto& res : results) {
-    st.pgids.erase(res.index);
+    if (st.pgids.erase(res.index) > 0 && st.watcher)
+      self->send(st.watcher, unwatch_atom_v, st.setup->manifest.run_id, res.index);
     st.engine->on_result(res);
   }
   pump(self);
@@ -440,9 +457,13 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
 
 run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
                             journal_actor journal, metric_sink_actor sink,
-                            caf::actor listener, std::string deadletter_path) {
+                            caf::actor listener, std::string deadletter_path,
+                            notification_router_actor router,
+                            heartbeat_watcher_actor watcher) {
   self->set_default_handler(undeliverable_handler(deadletter_path));
   auto& st = self->state;
+  st.router = std::move(router);
+  st.watcher = std::move(watcher);
   st.setup = std::move(setup);
   st.journal = std::move(journal);
   st.sink = std::move(sink);
@@ -491,12 +512,46 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       if (t.status != task_status::running || t.attempt != x.attempt)
         return;
       st.pgids[x.index] = x.pid;
+      // Only running attempts with a process are watched.
+      if (st.watcher)
+        self->send(st.watcher, watch_atom_v, caf::actor_cast<caf::actor>(self),
+                   st.setup->manifest.run_id, x.index, x.attempt, x.pid);
       st.engine->worker_started(x.index, x.attempt, x.pid,
                                 process_start_time(x.pid));
       flush(self);
       // Cancelled while the process was starting: stop it now.
       if (t.cancel_requested)
         kill_running(self, {x.index});
+    },
+    [=](beat_atom, uint32_t index, uint32_t attempt) {
+      auto& st = self->state;
+      if (st.watcher && st.engine && st.engine->tasks()[index].attempt == attempt)
+        self->send(st.watcher, beat_atom_v, st.setup->manifest.run_id, index);
+    },
+    [=](hbdead_atom, uint32_t index, uint32_t attempt, uint64_t elapsed,
+        uint32_t consecutive) {
+      auto& st = self->state;
+      if (!st.engine || st.stopping)
+        return;
+      auto& plan = st.setup->plan;
+      if (consecutive == 1) {
+        st.engine->heartbeat_dead(index, attempt, elapsed);
+        if (st.router) {
+          notification n;
+          n.id = "dead_" + st.setup->manifest.run_id + "_" + plan[index].id;
+          n.source = "heartbeat-watcher";
+          n.run_id = st.setup->manifest.run_id;
+          n.sev = severity::warning;
+          n.title = "Task " + plan[index].id + " heartbeat dead";
+          n.body = fmt::format("No activity for {} ms (attempt {}).", elapsed,
+                               attempt);
+          self->send(st.router, notify_atom_v, std::move(n));
+        }
+      }
+      if (consecutive >= st.setup->deadletter_threshold
+          && st.engine->heartbeat_deadletter(index, attempt, elapsed))
+        kill_running(self, {index}); // the retry policy decides what follows
+      pump(self);
     },
     [=](cancel_atom) {
       if (self->state.started)

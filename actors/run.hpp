@@ -11,7 +11,9 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/journal.hpp"
+#include "actors/heartbeat_watcher.hpp"
 #include "actors/metric_sink.hpp"
+#include "actors/notification_router.hpp"
 #include "messages/type_ids.hpp"
 #include "runtime/run_setup.hpp"
 
@@ -24,7 +26,13 @@ namespace crew {
 using run_actor = caf::typed_actor<
   caf::reacts_to<result_atom, std::vector<attempt_result>>,
   caf::reacts_to<started_atom, attempt_started>,
-  caf::reacts_to<cancel_atom>>;
+  caf::reacts_to<cancel_atom>,
+  /// task_worker -> run: the attempt's worker showed activity (throttled).
+  caf::reacts_to<beat_atom, uint32_t /*index*/, uint32_t /*attempt*/>,
+  /// heartbeat watcher -> run: the attempt's heartbeat is dead for the
+  /// `consecutive`-th tick in a row.
+  caf::reacts_to<hbdead_atom, uint32_t /*index*/, uint32_t /*attempt*/,
+                 uint64_t /*elapsed ms*/, uint32_t /*consecutive*/>>;
 
 /// Private protocol: the public one plus self-sent timers.
 using run_impl = run_actor::extend<caf::reacts_to<retry_atom, uint32_t>,
@@ -47,6 +55,8 @@ struct run_state {
   std::unique_ptr<run_engine> engine;
   journal_actor journal;
   metric_sink_actor sink; ///< may be null (observability disabled)
+  notification_router_actor router; ///< may be null (notifications off)
+  heartbeat_watcher_actor watcher;  ///< may be null
   caf::actor listener;
   worker_pool_actor pool;
   /// Live task_worker actors -> (task index, attempt).
@@ -66,6 +76,8 @@ struct run_state {
 run_impl::behavior_type run(run_impl::stateful_pointer<run_state> self,
                             run_setup_ptr setup, journal_actor journal,
                             metric_sink_actor sink, caf::actor listener,
-                            std::string deadletter_path = {});
+                            std::string deadletter_path = {},
+                            notification_router_actor router = {},
+                            heartbeat_watcher_actor watcher = {});
 
 } // namespace crew

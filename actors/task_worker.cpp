@@ -41,6 +41,8 @@ attempt_result run_command(caf::blocking_actor* self, const run_actor& owner,
     self->send(owner, started_atom_v,
                attempt_started{job.index, job.attempt, pid});
   };
+  // Heartbeats from activity: every output chunk, at most every 250 ms.
+  cb.on_output = [&] { self->send(owner, beat_atom_v, job.index, job.attempt); };
   auto out = run_process(spec, cb);
   attempt_result res;
   res.index = job.index;

@@ -14,7 +14,9 @@ enum class note_kind : uint8_t {
   task_terminal,  ///< status: task_status; value: duration ms; tokens
   task_retry,     ///< a failed attempt will be retried; value: delay ms
   task_deadletter,///< status: deadletter reason code
-  task_heartbeat, ///< status: level (0 healthy .. 3 dead); value: staleness ms
+  task_heartbeat, ///< a watcher tick: status: level (0 healthy .. 3 dead);
+                  ///< value: staleness ms
+  heartbeat_dead, ///< a running task's heartbeat went dead; value: elapsed ms
   mailbox,        ///< status: 0 inbox, 1 outbox
   run_resumed,    ///< a recovery plan was applied
 };

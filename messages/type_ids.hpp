@@ -51,8 +51,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(crew, caf::first_custom_type_id)
   CAF_ADD_ATOM(crew, crew, housekeep_atom, "housekeep")
   /// sim pool -> self: deliver due results.
   CAF_ADD_ATOM(crew, crew, due_atom, "due")
-  /// node: start a run.
+  /// node: start a run; node -> self: restart one of its own actors.
   CAF_ADD_ATOM(crew, crew, start_atom, "start")
+  CAF_ADD_ATOM(crew, crew, restart_atom, "restart")
+  /// run -> heartbeat watcher: watch / stop watching an attempt; activity.
+  CAF_ADD_ATOM(crew, crew, watch_atom, "watch")
+  CAF_ADD_ATOM(crew, crew, unwatch_atom, "unwatch")
+  CAF_ADD_ATOM(crew, crew, beat_atom, "beat")
+  /// heartbeat watcher -> run: an attempt's heartbeat is dead (n-th tick).
+  CAF_ADD_ATOM(crew, crew, hbdead_atom, "hbdead")
   /// run -> metric sink: a run begins / ends; durable event digests.
   CAF_ADD_ATOM(crew, crew, track_atom, "track")
   CAF_ADD_ATOM(crew, crew, untrack_atom, "untrack")

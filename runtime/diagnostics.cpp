@@ -121,19 +121,19 @@ json heartbeat_summary(std::string_view run_id, const json& tasks,
       if (hb->contains("alive") && (*hb)["alive"] == false) {
         ++dead;
         ++g_dead;
-        worst = std::max(worst, th.dead_ms);
+        worst = std::max(worst, static_cast<int64_t>(th.dead_ms));
         continue;
       }
       auto age = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(now - seen).count());
       worst = std::max(worst, age);
-      if (age > th.dead_ms) {
+      if (age > static_cast<int64_t>(th.dead_ms)) {
         ++dead;
         ++g_dead;
-      } else if (age > th.stale_ms) {
+      } else if (age > static_cast<int64_t>(th.stale_ms)) {
         ++stale;
         ++g_stale;
-      } else if (age > th.warn_ms) {
+      } else if (age > static_cast<int64_t>(th.warn_ms)) {
         ++healthy;
         ++g_warn;
       } else {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/heartbeat.hpp"
 #include "runtime/service.hpp"
 #include "store/replay.hpp"
 
@@ -42,13 +43,6 @@ run_status run_status_from_log(const std::filesystem::path& events);
 /// `violations` when the replay found any); the manifest's status, summary
 /// and seq come from the log replay.
 nlohmann::json run_status_json(const run_view& v);
-
-/// Heartbeat gradient thresholds (DESIGN §8 `reliability.heartbeat.*`).
-struct heartbeat_thresholds {
-  int64_t warn_ms = 30000;
-  int64_t stale_ms = 60000;
-  int64_t dead_ms = 300000;
-};
 
 /// pi-crew's HeartbeatSummary (inventory §6.3, §6.7) over the queued and
 /// running tasks of a `tasks.json`-shaped array: a task's `heartbeat`

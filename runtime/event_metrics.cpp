@@ -206,10 +206,15 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
         .add({{"runId", run_id}, {"taskId", std::string{task_id(run, n.task)}}})
         .set(static_cast<double>(n.value));
       heartbeat_levels_.add({{"runId", run_id}, {"level", level}}).inc();
-      if (n.status >= 3)
-        heartbeat_dead_.add({{"runId", run_id}}).inc();
       break;
     }
+    case note_kind::heartbeat_dead:
+      // once per transition into dead, not per dead tick
+      heartbeat_dead_.add({{"runId", run_id}}).inc();
+      staleness_
+        .add({{"runId", run_id}, {"taskId", std::string{task_id(run, n.task)}}})
+        .set(static_cast<double>(n.value));
+      break;
     case note_kind::mailbox:
       mailbox_.add({{"direction", n.status == 0 ? "inbox" : "outbox"}}).inc();
       break;
@@ -300,7 +305,7 @@ bool event_metrics::note_of(
     return true;
   }
   if (type == "crew.task.heartbeat_dead") {
-    out.kind = note_kind::task_heartbeat;
+    out.kind = note_kind::heartbeat_dead;
     out.status = 3;
     if (uint_field(ev.data_raw, "elapsedMs", x))
       out.value = x;

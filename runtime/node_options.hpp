@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "config/config.hpp"    // notifications_config
+#include "runtime/heartbeat.hpp" // heartbeat_thresholds
 #include "store/event_log.hpp" // fsync_policy
 
 namespace crew {
@@ -27,6 +29,11 @@ struct node_options {
   /// Where actors record messages nobody handles (reason `undeliverable`):
   /// `<crew root>/state/deadletter.jsonl`; "" = stderr.
   std::string deadletter_path;
+  heartbeat_thresholds heartbeat;  ///< reliability.heartbeat.*
+  uint64_t heartbeat_poll_ms = 5000; ///< observability.pollIntervalMs
+  bool notifications_enabled = false; ///< notifications.enabled
+  notifications_config notifications;
+  std::string notifications_dir; ///< `<crew root>/state/notifications`; "" = none
 };
 
 } // namespace crew

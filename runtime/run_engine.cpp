@@ -342,6 +342,43 @@ std::vector<uint32_t> run_engine::deadletter_by_hand(uint32_t index) {
   return {};
 }
 
+void run_engine::heartbeat_dead(uint32_t index, uint32_t attempt,
+                                uint64_t elapsed_ms) {
+  if (index >= tasks_.size())
+    return;
+  auto& t = tasks_[index];
+  if (t.status != task_status::running || t.attempt != attempt || t.waiting)
+    return;
+  emit("crew.task.heartbeat_dead", index,
+       fmt::format("No heartbeat for {} ms.", elapsed_ms),
+       fmt::format(R"({{"attempt":{},"elapsedMs":{}}})", attempt, elapsed_ms),
+       now_ms(), span_level::attempt);
+  if (opts_.notes) {
+    event_note n;
+    n.kind = note_kind::heartbeat_dead;
+    n.status = 3;
+    n.task = index;
+    n.attempt = attempt;
+    n.value = elapsed_ms;
+    notes_.push_back(n);
+  }
+}
+
+bool run_engine::heartbeat_deadletter(uint32_t index, uint32_t attempt,
+                                      uint64_t elapsed_ms) {
+  if (index >= tasks_.size())
+    return false;
+  auto& t = tasks_[index];
+  if (t.status != task_status::running || t.attempt != attempt || t.waiting
+      || t.heartbeat_killed)
+    return false;
+  t.heartbeat_killed = true;
+  deadletter(index, "heartbeat-dead",
+             fmt::format("heartbeat dead: no activity for {} ms", elapsed_ms),
+             now_ms());
+  return true;
+}
+
 void run_engine::retry_due(uint32_t index) {
   if (index >= tasks_.size())
     return;
@@ -417,6 +454,7 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
       dispatch_latency_.sum += lat;
     }
     t.status = task_status::running;
+    t.heartbeat_killed = false;
     errors_.erase(i); // a new attempt starts clean, as replay sees it
     ++t.attempt;
     t.started_ms = ms;
@@ -477,7 +515,10 @@ bool run_engine::on_result(const attempt_result& res) {
   if (res.index >= tasks_.size())
     return false;
   auto& t = tasks_[res.index];
-  if (t.status != task_status::running || t.attempt != res.attempt)
+  // Stale: another attempt, a finished task, or one between attempts (its
+  // worker's late "down" after the result that scheduled the retry).
+  if (t.status != task_status::running || t.attempt != res.attempt || t.waiting
+      || t.retry_ready)
     return false;
   auto now = now_ms();
   t.exit_code = res.exit_code;
@@ -507,6 +548,8 @@ bool run_engine::on_result(const attempt_result& res) {
     finish_task(res.index, task_status::completed, {}, data, now, ms);
   } else {
     auto error = res.error.empty() ? std::string{"worker failed"} : res.error;
+    if (t.heartbeat_killed)
+      error = "heartbeat dead (killed by the heartbeat watcher): " + error;
     auto& policy = opts_.retry;
     if (policy.enabled && res.attempt < max_attempts_of(res.index)
         && is_retryable(policy, error)) {

@@ -36,6 +36,7 @@ struct task_runtime {
   bool has_exit_code = false;
   bool waiting = false;     ///< a failed attempt waits for its retry timer
   bool manual_deadletter = false; ///< deadlettered by hand while running
+  bool heartbeat_killed = false;  ///< killed by the heartbeat watcher
   bool retry_ready = false; ///< its retry timer fired: dispatch again
   uint32_t attempt = 0;        ///< attempts started so far
   uint32_t remaining_deps = 0; ///< dependencies not yet durably completed
@@ -98,6 +99,16 @@ public:
   /// task fails now, a running one when its attempt ends (returned: kill
   /// it), a finished one only gets the entry. Returns the tasks to kill.
   std::vector<uint32_t> deadletter_by_hand(uint32_t index);
+
+  /// The heartbeat watcher saw attempt `attempt` of task `index` go dead:
+  /// records `crew.task.heartbeat_dead {elapsedMs}` (first dead tick).
+  void heartbeat_dead(uint32_t index, uint32_t attempt, uint64_t elapsed_ms);
+
+  /// The attempt stayed dead for the deadletter threshold: a
+  /// `heartbeat-dead` deadletter entry now; the attempt (killed by the run
+  /// actor) then fails with a heartbeat error and the retry policy decides.
+  /// Returns false for a stale attempt.
+  bool heartbeat_deadletter(uint32_t index, uint32_t attempt, uint64_t elapsed_ms);
 
   /// The backoff of task `index` is over: its next attempt may start.
   void retry_due(uint32_t index);

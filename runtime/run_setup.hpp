@@ -43,6 +43,9 @@ struct run_setup {
   uint64_t snapshot_interval_ms = 1000;
   uint64_t max_run_ms = 0;             ///< limits.maxRunMinutes, 0 = none
   uint64_t kill_grace_ms = 3000;
+  /// Consecutive dead heartbeat ticks before an attempt is killed and
+  /// deadlettered (reliability.deadletterThreshold).
+  uint32_t deadletter_threshold = 3;
   bool write_snapshots = true;
   fsync_policy fsync = fsync_policy::batch; ///< also for snapshot writes
   /// Keeps the run lock (run.lock) while the setup lives.

@@ -211,6 +211,7 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
 
 void apply_config(run_setup& setup, const crew_config& cfg) {
   auto& rel = cfg.reliability;
+  setup.deadletter_threshold = rel.deadletter_threshold;
   auto& retry = setup.engine.retry;
   retry.enabled = rel.auto_retry;
   retry.max_attempts = rel.retry_policy.max_attempts;
@@ -234,6 +235,14 @@ node_options node_options_for(const project_context& ctx) {
   out.fsync = to_policy(cfg.store.fsync);
   out.metrics_enabled = cfg.observability.enabled;
   out.deadletter_path = (ctx.crew_root / "state" / "deadletter.jsonl").string();
+  out.heartbeat.warn_ms = cfg.reliability.heartbeat.warn_ms;
+  out.heartbeat.stale_ms = cfg.reliability.heartbeat.stale_ms;
+  out.heartbeat.dead_ms = cfg.reliability.heartbeat.dead_ms;
+  out.heartbeat_poll_ms = cfg.observability.poll_interval_ms;
+  out.notifications_enabled = cfg.notifications.enabled;
+  out.notifications = cfg.notifications;
+  if (cfg.telemetry_enabled)
+    out.notifications_dir = (ctx.crew_root / "state" / "notifications").string();
   if (cfg.telemetry_enabled)
     out.metrics.metrics_dir = (ctx.crew_root / "state" / "metrics").string();
   out.metrics.retention_days = cfg.observability.metric_retention_days;

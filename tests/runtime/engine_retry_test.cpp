@@ -205,3 +205,15 @@ TEST_CASE("engine retry: a resume during a backoff continues the schedule from t
   REQUIRE(out.size() == 1);
   CHECK(again.tasks()[0].attempt == 2); // the attempt count goes on
 }
+
+TEST_CASE("engine retry: a late second result for an attempt in backoff is ignored") {
+  rig r{1, policy(3)};
+  r.dispatch();
+  r.result(0, false);
+  attempt_result late;
+  late.index = 0;
+  late.attempt = 1;
+  late.error = "task worker exited without a result";
+  CHECK_FALSE(r.eng.on_result(late));
+  CHECK(r.eng.take_retries().size() == 1);
+}

@@ -129,6 +129,7 @@ TEST_CASE("event_metrics: retry, deadletter, heartbeat and mailbox events (synth
                  note(note_kind::task_deadletter, 2, 0),
                  note(note_kind::task_heartbeat, 1, 0, 0, 31000),
                  note(note_kind::task_heartbeat, 3, 0, 0, 301000),
+                 note(note_kind::heartbeat_dead, 3, 0, 0, 301000),
                  note(note_kind::mailbox, 1),
                  note(note_kind::run_resumed, 0)});
   auto fs = reg.collect();

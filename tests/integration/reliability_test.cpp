@@ -1,0 +1,141 @@
+// Supervision end to end: heartbeats, retries, deadletters, recovery, verify.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+
+#include "tests/integration/support.hpp"
+
+using namespace crew::it;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A one-step project whose worker runs `command`, with fast heartbeat
+/// thresholds (dead after 300 ms without activity, polled every second).
+void heartbeat_project(const project& p, const std::string& command,
+                       const std::string& extra_config = "") {
+  p.agent("a", command);
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"only", "w", ""}});
+  p.write(".crew/config.json",
+          R"({"reliability":{"deadletterThreshold":1,"heartbeat":{"warnMs":100,)"
+          R"("staleMs":200,"deadMs":300})"
+            + extra_config + R"(},"observability":{"pollIntervalMs":1000}})");
+}
+
+size_t count_type(const std::vector<json>& evs, const std::string& type) {
+  size_t n = 0;
+  for (auto& e : evs)
+    n += e["type"] == type ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("reliability: a silent worker is declared dead, killed and deadlettered") {
+  project p;
+  heartbeat_project(p, "cat >/dev/null; echo $$ > w.pid; exec sleep 30");
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_MESSAGE(r.code == 1, r);
+  CHECK(secs < 10); // dead threshold + a poll or two, not the 30 s sleep
+  auto id = r.last_json()["runId"].get<std::string>();
+  auto st = p.status(id);
+  auto t = task_of(st, "only");
+  CHECK(t["status"] == "failed");
+  CHECK(t["error"].get<std::string>().find("heartbeat dead") != std::string::npos);
+  auto evs = p.events(id);
+  CHECK(count_type(evs, "crew.task.heartbeat_dead") == 1);
+  auto dl = p.crew({"deadletter", id, "--json"});
+  REQUIRE_MESSAGE(dl.code == 0, dl);
+  auto entries = dl.last_json();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0]["reason"] == "heartbeat-dead");
+  CHECK(entries[0]["traceId"].get<std::string>().size() == 32);
+  auto pid = read_pid(p.path("w.pid"));
+  CHECK(wait_until([&] { return pid <= 0 || !crew::process_alive(pid); }, 3000ms));
+  // the warning notification reached the daily notification sink
+  auto dir = p.root / ".crew" / "state" / "notifications";
+  std::string all;
+  if (fs::exists(dir))
+    for (auto& f : fs::directory_iterator(dir))
+      all += read_text(f.path());
+  CHECK(all.find("heartbeat dead") != std::string::npos);
+  CHECK(p.crew({"verify", id}).code == 0);
+}
+
+TEST_CASE("reliability: a worker that keeps printing or computing is never dead") {
+  project p;
+  // 2.5 s of output every 100 ms, then success; and 2.5 s of silent CPU work.
+  heartbeat_project(p, "cat >/dev/null; i=0; while [ $i -lt 25 ]; do echo tick $i; "
+                       "sleep 0.1; i=$((i+1)); done");
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  CHECK_MESSAGE(r.code == 0, r);
+  auto id = r.last_json()["runId"].get<std::string>();
+  CHECK(count_type(p.events(id), "crew.task.heartbeat_dead") == 0);
+
+  project q;
+  heartbeat_project(q, "cat >/dev/null; end=$(( $(date +%s) + 3 )); "
+                       "while [ $(date +%s) -lt $end ]; do :; done; echo done");
+  auto r2 = q.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  CHECK_MESSAGE(r2.code == 0, r2);
+  auto id2 = r2.last_json()["runId"].get<std::string>();
+  CHECK(count_type(q.events(id2), "crew.task.heartbeat_dead") == 0);
+}
+
+TEST_CASE("reliability: autoRetry retries a failing command with backoff and verify agrees") {
+  project p;
+  // fails twice, then succeeds (counts its attempts in a file)
+  p.agent("a", "cat >/dev/null; echo x >> n.txt; [ $(wc -l < n.txt) -ge 3 ]");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"only", "w", ""}, {"after", "w", "only"}});
+  p.write(".crew/config.json",
+          R"({"reliability":{"autoRetry":true,"retryPolicy":{"maxAttempts":5,)"
+          R"("backoffMs":100,"jitterRatio":0}}})");
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  REQUIRE_MESSAGE(r.code == 0, r);
+  auto id = r.last_json()["runId"].get<std::string>();
+  auto evs = p.events(id);
+  CHECK(count_type(evs, "crew.task.retry_attempt") == 2);
+  std::vector<int> delays;
+  for (auto& e : evs)
+    if (e["type"] == "crew.task.retry_attempt")
+      delays.push_back(e["data"]["delayMs"].get<int>());
+  CHECK(delays == std::vector<int>{100, 200});
+  // never back from a terminal state on disk: no task.failed before success
+  CHECK(count_type(evs, "task.failed") == 0);
+  auto t = task_of(p.status(id), "only");
+  CHECK(t["attempts"].size() == 3);
+  CHECK(t["attempts"][0]["error"].get<std::string>().find("exit code 1") != std::string::npos);
+  CHECK(p.crew({"verify", id}).code == 0);
+  CHECK(p.crew({"deadletter", id, "--json"}).last_json().empty());
+}
+
+TEST_CASE("reliability: exhausted retries deadletter the task and bad input exits 2") {
+  project p;
+  p.agent("a", "cat >/dev/null; exit 4");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"only", "w", ""}});
+  p.write(".crew/config.json",
+          R"({"reliability":{"autoRetry":true,"retryPolicy":{"maxAttempts":2,"backoffMs":100}}})");
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  CHECK(r.code == 1);
+  auto id = r.last_json()["runId"].get<std::string>();
+  auto entries = p.crew({"deadletter", id, "--json"}).last_json();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0]["reason"] == "max-retries");
+  CHECK(entries[0]["attempts"] == 2);
+  CHECK(p.crew({"verify", id}).code == 0);
+  auto before = p.snapshot();
+  CHECK(p.crew({"verify", "../x"}).code == 2);
+  CHECK(p.crew({"recover", id}).code == 2); // not interrupted
+  CHECK(p.crew({"deadletter", "nope"}).code == 2);
+  CHECK(p.crew({"deadletter", id, "--task", "only", "--reason", "max-retries"}).code == 2);
+  CHECK(p.snapshot() == before);
+  p.write(".crew/config.json", R"({"reliability":{"retryPolicy":{"maxAttempts":11}}})");
+  auto bad = p.crew({"run", "--team", "t", "--goal", "g"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("reliability.retryPolicy.maxAttempts") != std::string::npos);
+}
