@@ -127,26 +127,15 @@ int execute(const crew::project_context& ctx, const crew::node_options& node,
   return final.status == "completed" ? 0 : 1;
 }
 
-/// Starts `crew resume RUN --start-queued` as a detached background process
-/// and hands it the run lock.
-int spawn_background(const crew::project_context& ctx,
-                     const crew::run_setup& setup,
-                     const std::vector<std::string>& overrides) {
-  auto& run_id = setup.manifest.run_id;
-  auto& paths = setup.paths;
-  std::vector<std::string> args{"crew", "resume", run_id, "--start-queued",
-                                "--cwd", ctx.project_root.string()};
-  for (auto& kv : overrides) {
-    args.push_back("--set");
-    args.push_back(kv);
-  }
+/// Starts `crew <args…>` as a detached background process (own session,
+/// stdin /dev/null, output appended to `log`); returns its pid.
+int spawn_detached(std::vector<std::string> args, const std::string& log) {
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  auto log = (paths.state_dir / "background.log").string();
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -160,10 +149,57 @@ int spawn_background(const crew::project_context& ctx,
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0)
-    throw crew::io_error(fmt::format("cannot start the background runner: {}",
+    throw crew::io_error(fmt::format("cannot start a background crew: {}",
                                      std::strerror(rc)));
+  return pid;
+}
+
+/// Starts `crew resume RUN --start-queued` in the background and hands it
+/// the run lock.
+int spawn_background(const crew::project_context& ctx,
+                     const crew::run_setup& setup,
+                     const std::vector<std::string>& overrides) {
+  std::vector<std::string> args{"crew", "resume", setup.manifest.run_id,
+                                "--start-queued", "--cwd",
+                                ctx.project_root.string()};
+  for (auto& kv : overrides) {
+    args.push_back("--set");
+    args.push_back(kv);
+  }
+  auto pid = spawn_detached(std::move(args),
+                            (setup.paths.state_dir / "background.log").string());
   crew::hand_over_run_lock(setup, pid);
   return pid;
+}
+
+/// A node starting on a state root looks for interrupted runs: with
+/// reliability.autoRecover each is recovered by a background crew, else the
+/// user is told how to.
+void check_interrupted(const crew::project_context& ctx) {
+  std::vector<crew::recovery_plan> plans;
+  try {
+    plans = crew::find_interrupted(ctx.crew_root, {});
+  } catch (const std::exception&) {
+    return; // a damaged run is reported by the commands that read it
+  }
+  for (auto& p : plans) {
+    if (ctx.config.reliability.auto_recover) {
+      auto log = (crew::make_run_paths(ctx.crew_root, p.run_id).state_dir
+                  / "background.log")
+                   .string();
+      auto pid = spawn_detached({"crew", "recover", "--apply", p.run_id, "--cwd",
+                                 ctx.project_root.string()},
+                                log);
+      std::cerr << "crew: recovering interrupted run " << p.run_id << " ("
+                << p.resumable_tasks.size()
+                << " interrupted attempt(s)) in the background, pid " << pid
+                << "\n";
+    } else {
+      std::cerr << "crew: run " << p.run_id
+                << " was interrupted; `crew recover --apply " << p.run_id
+                << "` continues it, `--decline` cancels it\n";
+    }
+  }
 }
 
 // -- read-only views ------------------------------------------------------------
@@ -707,6 +743,7 @@ int main(int argc, char** argv) {
       auto ctx = crew::load_project(o.cwd, sets);
       auto node = crew::node_options_for(ctx); // validated before any write
       auto pr = crew::plan_run(ctx, team, workflow);
+      check_interrupted(ctx);
       for (auto& w : pr.warnings)
         std::cerr << "warning: " << w.to_string() << "\n";
       auto setup = crew::prepare_run(ctx, pr, goal);
@@ -750,6 +787,7 @@ int main(int argc, char** argv) {
     if (*cancel)
       return cmd_cancel(o, run_id);
     if (*serve) {
+      check_interrupted(crew::load_project(o.cwd, {}));
       serve_o.cwd = o.cwd;
       serve_o.json = o.json;
       return crew::cli::cmd_serve(serve_o);

@@ -139,3 +139,72 @@ TEST_CASE("reliability: exhausted retries deadletter the task and bad input exit
   CHECK(bad.code == 2);
   CHECK(bad.err.find("reliability.retryPolicy.maxAttempts") != std::string::npos);
 }
+
+TEST_CASE("reliability: autoRecover continues an interrupted run when a node starts") {
+  project p;
+  p.agent("a", "cat >/dev/null; sleep 0.3; echo ok");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
+  std::string id;
+  {
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+    p.track(proc.pid);
+    auto runs = p.root / ".crew" / "state" / "runs";
+    REQUIRE(wait_until([&] {
+      if (!fs::exists(runs))
+        return false;
+      for (auto& e : fs::directory_iterator(runs))
+        id = e.path().filename().string();
+      return !id.empty() && fs::exists(p.events_file(id))
+             && read_text(p.events_file(id)).find("task.started") != std::string::npos;
+    }, 8000ms));
+    ::kill(proc.pid, SIGKILL);
+    proc.wait(5000ms);
+  }
+  auto plan = p.crew({"recover", "--json"}).last_json();
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0]["runId"] == id);
+  CHECK(plan[0]["resumableTasks"] == json::array({"01_one"}));
+  p.write(".crew/config.json", R"({"reliability":{"autoRecover":true}})");
+  auto other = p.crew({"run", "--team", "t", "--goal", "another", "--json"});
+  CHECK_MESSAGE(other.code == 0, other);
+  CHECK(other.err.find("recovering interrupted run " + id) != std::string::npos);
+  CHECK(wait_until([&] { return p.status(id)["manifest"]["status"] == "completed"; },
+                   15000ms));
+  CHECK(wait_until([&] { return !fs::exists(p.run_dir(id) / "run.lock"); }, 5000ms));
+  CHECK(p.crew({"verify", id}).code == 0);
+  bool resumed = false;
+  for (auto& e : p.events(id))
+    resumed = resumed || e["type"] == "crew.run.resumed";
+  CHECK(resumed);
+}
+
+TEST_CASE("reliability: recover --decline cancels an interrupted run") {
+  project p;
+  p.agent("a", "cat >/dev/null; echo $$ > w.pid; exec sleep 30");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}});
+  {
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+    p.track(proc.pid);
+    REQUIRE(wait_until([&] { return read_pid(p.path("w.pid")) > 0; }, 8000ms));
+    ::kill(proc.pid, SIGKILL);
+    proc.wait(5000ms);
+  }
+  auto worker = read_pid(p.path("w.pid"));
+  p.track(worker);
+  auto r = p.crew({"recover", "--decline", "--json"});
+  REQUIRE_MESSAGE(r.code == 0, r);
+  auto row = r.last_json()[0];
+  CHECK(row["status"] == "cancelled");
+  auto id = row["runId"].get<std::string>();
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "cancelled");
+  CHECK(task_of(st, "one")["error"] == "interrupted-not-resumed");
+  CHECK(wait_until([&] { return !crew::process_alive(worker); }, 3000ms));
+  bool declined = false;
+  for (auto& e : p.events(id))
+    declined = declined || e["type"] == "crew.run.recovery_declined";
+  CHECK(declined);
+  CHECK(p.crew({"verify", id}).code == 0);
+}
