@@ -40,6 +40,7 @@ int64_t steady_ns() {
 }
 
 void pump(self_ptr self);
+void arm_retry_timer(self_ptr self);
 
 void notify(self_ptr self, bool final) {
   auto& st = self->state;
@@ -135,6 +136,13 @@ void finish(self_ptr self) {
     return;
   st.stopping = true;
   write_snapshot(self);
+  if (st.deadletters_written && st.setup->fsync != fsync_policy::none) {
+    try {
+      append_file(st.setup->paths.deadletter(), {}, true); // fsync
+    } catch (const std::exception& e) {
+      std::cerr << "crew: " << e.what() << "\n";
+    }
+  }
   send_scheduler_stats(self);
   self->request(st.journal, caf::infinite, caf::close_atom_v,
                 st.setup->manifest.run_id)
@@ -182,8 +190,12 @@ void write_deadletters(self_ptr self) {
   if (lines.empty())
     return;
   try {
-    append_file(st.setup->paths.deadletter(), lines,
-                st.setup->fsync != fsync_policy::none);
+    // Not fsync'd here: the log holds every deadletter event durably, the
+    // file is synced when the run ends, and a resume or recovery rewrites
+    // entries a crash lost (repair_deadletters). A sync per batch would put
+    // an fsync on the scheduling thread.
+    append_file(st.setup->paths.deadletter(), lines, false);
+    st.deadletters_written = true;
   } catch (const std::exception& e) {
     std::cerr << "crew: " << e.what() << "\n";
   }
@@ -335,12 +347,28 @@ void pump(self_ptr self) {
   if (!st.dispatch_buf.empty())
     dispatch(self, st.dispatch_buf);
   // Backoff timers: no thread sleeps, the run actor gets a message.
-  for (auto [index, delay] : eng.take_retries())
-    self->delayed_send(self, std::chrono::milliseconds{delay}, retry_atom_v,
-                       index);
+  auto retries = eng.take_retries();
+  if (!retries.empty()) {
+    auto now = steady_ns();
+    for (auto [index, delay] : retries)
+      st.retry_heap.emplace(now + static_cast<int64_t>(delay) * 1'000'000, index);
+    arm_retry_timer(self);
+  }
   flush(self);
   if (eng.finished())
     finish(self);
+}
+
+void arm_retry_timer(self_ptr self) {
+  auto& st = self->state;
+  if (st.retry_heap.empty())
+    return;
+  auto due = st.retry_heap.top().first;
+  if (st.retry_timer_ns != 0 && st.retry_timer_ns <= due)
+    return;
+  st.retry_timer_ns = due;
+  self->delayed_send(self, std::chrono::nanoseconds{std::max<int64_t>(0, due - steady_ns())},
+                     retry_atom_v);
 }
 
 void kill_running(self_ptr self, const std::vector<uint32_t>& indices) {
@@ -557,10 +585,17 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       if (self->state.started)
         cancel_run(self, "Run cancelled by user request.", false);
     },
-    [=](retry_atom, uint32_t index) {
-      if (!self->state.engine)
+    [=](retry_atom) {
+      auto& st = self->state;
+      st.retry_timer_ns = 0;
+      if (!st.engine)
         return;
-      self->state.engine->retry_due(index);
+      auto now = steady_ns();
+      while (!st.retry_heap.empty() && st.retry_heap.top().first <= now) {
+        st.engine->retry_due(st.retry_heap.top().second);
+        st.retry_heap.pop();
+      }
+      arm_retry_timer(self);
       pump(self);
     },
     [=](hardkill_atom) {

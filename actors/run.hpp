@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <queue>
 #include <unordered_map>
 #include <vector>
 
@@ -35,7 +36,7 @@ using run_actor = caf::typed_actor<
                  uint64_t /*elapsed ms*/, uint32_t /*consecutive*/>>;
 
 /// Private protocol: the public one plus self-sent timers.
-using run_impl = run_actor::extend<caf::reacts_to<retry_atom, uint32_t>,
+using run_impl = run_actor::extend<caf::reacts_to<retry_atom>,
                                    caf::reacts_to<hardkill_atom>,
                                    caf::reacts_to<deadline_atom>,
                                    caf::reacts_to<housekeep_atom>>;
@@ -66,9 +67,16 @@ struct run_state {
   std::vector<uint32_t> dispatch_buf;
   std::vector<sim_job> sim_buf;
   uint64_t appends_in_flight = 0;
+  /// Pending retries (steady ns when due, task index), earliest first; one
+  /// timer covers them all, so a burst of retries costs one wake-up.
+  std::priority_queue<std::pair<int64_t, uint32_t>,
+                      std::vector<std::pair<int64_t, uint32_t>>, std::greater<>>
+    retry_heap;
+  int64_t retry_timer_ns = 0; ///< due time of the armed retry timer, 0: none
   int64_t last_snapshot_ns = 0;
   uint64_t snapshot_seq = 0;
   bool started = false;
+  bool deadletters_written = false; ///< deadletter.jsonl needs a final sync
   bool stopping = false; ///< final snapshot sent, waiting to quit
   std::string fatal;     ///< journal failure: the run stops, state kept
 };

@@ -76,7 +76,16 @@ void run_engine::load_states(const std::vector<task_state>& states) {
     if (!s.error.empty())
       errors_[i] = s.error;
     if (!s.attempts.empty())
-      history_[i] = s.attempts;
+      for (auto& a : s.attempts) {
+        closed_attempt c;
+        clock::time_point at;
+        if (parse_iso_time(a.started_at, at))
+          c.started_ms = unix_ms(at);
+        if (parse_iso_time(a.ended_at, at))
+          c.ended_ms = unix_ms(at);
+        c.error = a.error;
+        history_[i].push_back(std::move(c));
+      }
     // A failed attempt waiting for its retry when the previous owner
     // stopped: the schedule goes on from the log (see start()).
     if (s.status == task_status::running && s.retry_due_ms != 0) {
@@ -163,8 +172,8 @@ void run_engine::requeue(uint32_t i, clock::time_point now,
   auto& t = tasks_[i];
   // An attempt cut off by a crash ends here, as replay sees it.
   if (auto h = history_.find(i); h != history_.end() && !h->second.empty()
-                                 && h->second.back().ended_at.empty()) {
-    h->second.back().ended_at = iso_time(now);
+                                 && h->second.back().ended_ms == 0) {
+    h->second.back().ended_ms = unix_ms(now);
     h->second.back().error = std::string{message};
   }
   scratch_.clear();
@@ -556,8 +565,7 @@ bool run_engine::on_result(const attempt_result& res) {
       // The task stays running on disk; the attempt ends, its slot frees.
       auto delay = retry_delay_ms(policy, run_id_, plan_[res.index].id,
                                   res.attempt);
-      history_[res.index].push_back(
-        {iso_time(from_unix_ms(t.started_ms)), iso_time(now), error});
+      history_[res.index].push_back({t.started_ms, unix_ms(now), error});
       errors_[res.index] = error;
       t.waiting = true;
       t.retry_due_ms = unix_ms(now) + static_cast<int64_t>(delay);
@@ -732,7 +740,15 @@ task_state run_engine::to_task_state(uint32_t index) const {
   out.exit_code = t.exit_code;
   out.has_exit_code = t.has_exit_code;
   if (auto h = history_.find(index); h != history_.end())
-    out.attempts = h->second;
+    for (auto& c : h->second) {
+      attempt_record a;
+      if (c.started_ms != 0)
+        a.started_at = iso_time(from_unix_ms(c.started_ms));
+      if (c.ended_ms != 0)
+        a.ended_at = iso_time(from_unix_ms(c.ended_ms));
+      a.error = c.error;
+      out.attempts.push_back(std::move(a));
+    }
   if (t.attempt > out.attempts.size() && t.started_ms != 0 && !t.waiting) {
     attempt_record cur;
     cur.started_at = out.started_at;

@@ -234,7 +234,13 @@ private:
   std::vector<event_note> notes_;
   bucketed dispatch_latency_;
   /// Closed attempts of tasks that retried or were resumed, by task index.
-  std::unordered_map<uint32_t, std::vector<attempt_record>> history_;
+  /// A closed attempt, kept compact (formatted only for snapshots).
+  struct closed_attempt {
+    int64_t started_ms = 0;
+    int64_t ended_ms = 0; ///< 0: never ended (cut off by a crash)
+    std::string error;
+  };
+  std::unordered_map<uint32_t, std::vector<closed_attempt>> history_;
   std::vector<std::pair<uint32_t, uint64_t>> retries_;
   /// (seq of the deadletter event, deadletter.jsonl line)
   std::deque<std::pair<uint64_t, std::string>> deadletters_;

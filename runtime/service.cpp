@@ -4,6 +4,7 @@
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -182,6 +183,53 @@ void kill_orphaned_workers(const replay_state& replay) {
         && process_start_time(t.worker_pid) == t.worker_start)
       kill_process_group(t.worker_pid, SIGKILL);
   }
+}
+
+/// Appends to deadletter.jsonl the entries of `crew.task.deadletter` events
+/// that a crash kept out of the file (the run actor writes the file after
+/// the events are durable, without an fsync of its own).
+void repair_deadletters(const run_paths& paths, std::string_view run_id) {
+  std::map<std::string, int> in_file; // "<task>|<reason>|<attempts>" -> count
+  std::error_code ec;
+  if (fs::exists(paths.deadletter(), ec)) {
+    auto text = read_file(paths.deadletter());
+    for (size_t pos = 0; pos < text.size();) {
+      auto end = text.find('\n', pos);
+      if (end == std::string::npos)
+        end = text.size();
+      try {
+        auto j = nlohmann::json::parse(std::string_view{text}.substr(pos, end - pos));
+        ++in_file[fmt::format("{}|{}|{}", j.value("taskId", ""),
+                              j.value("reason", ""), j.value("attempts", 0))];
+      } catch (const std::exception&) {
+        // a torn last entry: rewritten below if its event is durable
+      }
+      pos = end + 1;
+    }
+  }
+  std::string missing;
+  auto trace = correlation::for_run(run_id).trace_hex();
+  for_each_event(paths.events(), [&](const event_view& ev) {
+    if (ev.type != "crew.task.deadletter")
+      return;
+    auto data = nlohmann::json::parse(ev.data_raw, nullptr, false);
+    if (data.is_discarded())
+      return;
+    auto key = fmt::format("{}|{}|{}", ev.task_id, data.value("reason", ""),
+                           data.value("attempts", 0));
+    if (in_file[key]-- > 0)
+      return;
+    nlohmann::json line{{"taskId", ev.task_id},
+                        {"runId", run_id},
+                        {"reason", data.value("reason", "")},
+                        {"attempts", data.value("attempts", 0)},
+                        {"lastError", data.value("lastError", "")},
+                        {"timestamp", ev.time},
+                        {"traceId", trace}};
+    missing += line.dump() + "\n";
+  });
+  if (!missing.empty())
+    append_file(paths.deadletter(), missing);
 }
 
 void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
@@ -484,6 +532,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
     throw input_error(fmt::format(
       "run '{}' already completed: nothing to resume", run_id));
   kill_orphaned_workers(view.replay);
+  repair_deadletters(make_run_paths(ctx.crew_root, run_id), run_id);
   auto setup = std::make_shared<run_setup>();
   setup->paths = make_run_paths(ctx.crew_root, run_id);
   setup->manifest = view.manifest;
