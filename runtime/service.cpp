@@ -540,6 +540,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   m.owner_pid = ::getpid();
   m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
   setup->plan = std::move(view.plan);
+  setup->manifest.seq = view.replay.last_seq;
   setup->states = std::move(view.replay.tasks);
   setup->resume = mode == resume_mode::resume;
   setup->recover = mode == resume_mode::recover;

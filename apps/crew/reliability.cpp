@@ -82,42 +82,62 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
   if (apply && decline)
     throw input_error("--apply and --decline exclude each other");
   auto ctx = load_project(cwd, overrides);
-  auto plans = find_interrupted(ctx.crew_root, runs);
+  // With named runs, --apply goes straight to the lock and one replay
+  // (prepare_resume checks the run is interrupted); otherwise find them.
+  std::vector<recovery_plan> plans;
+  if (apply && !runs.empty()) {
+    for (auto& id : runs)
+      plans.push_back(recovery_plan{id, {}, {}, 0});
+  } else {
+    plans = find_interrupted(ctx.crew_root, runs);
+  }
   nlohmann::json out = nlohmann::json::array();
   int rc = 0;
   for (auto& p : plans) {
-    nlohmann::json row{{"runId", p.run_id},
-                       {"resumableTasks", p.resumable_tasks},
-                       {"preservedTasks", p.preserved_tasks},
-                       {"lastEventSeq", p.last_event_seq}};
+    std::string action, status;
     if (decline) {
       decline_recovery(ctx.crew_root, p.run_id);
-      row["action"] = "declined";
-      row["status"] = "cancelled";
+      action = "declined";
+      status = "cancelled";
     } else if (apply) {
       auto node = node_options_for(ctx);
       auto setup = prepare_resume(ctx, p.run_id, resume_mode::recover);
+      if (p.resumable_tasks.empty() && p.preserved_tasks.empty()) {
+        for (size_t i = 0; i < setup->plan.size(); ++i) {
+          auto& t = setup->states[i];
+          if (t.status == task_status::running && t.retry_due_ms == 0)
+            p.resumable_tasks.push_back(setup->plan[i].id);
+          else if (is_terminal(t.status))
+            p.preserved_tasks.push_back(setup->plan[i].id);
+        }
+        p.last_event_seq = setup->manifest.seq;
+      }
       run_progress final;
       {
         crew::runtime rt{node};
         final = rt.execute(std::move(setup));
       }
-      row["action"] = "applied";
-      row["status"] = final.status;
+      action = "applied";
+      status = final.status;
       if (final.status != "completed")
         rc = 1;
     }
-    if (!json) {
+    nlohmann::json row{{"runId", p.run_id},
+                       {"resumableTasks", p.resumable_tasks},
+                       {"preservedTasks", p.preserved_tasks},
+                       {"lastEventSeq", p.last_event_seq}};
+    if (!action.empty()) {
+      row["action"] = action;
+      row["status"] = status;
+    }
+    if (!json)
       std::cout << fmt::format("{}: {} interrupted attempt(s), {} finished task(s) "
                                "kept, last seq {}{}\n",
                                p.run_id, p.resumable_tasks.size(),
                                p.preserved_tasks.size(), p.last_event_seq,
-                               row.contains("action")
-                                 ? fmt::format(" -> {} ({})",
-                                               row["action"].get<std::string>(),
-                                               row["status"].get<std::string>())
-                                 : std::string{});
-    }
+                               action.empty()
+                                 ? std::string{}
+                                 : fmt::format(" -> {} ({})", action, status));
     out.push_back(std::move(row));
   }
   if (json)
