@@ -136,9 +136,7 @@ label_set family_base::normalize(const label_set& labels) const {
 
 // -- registry -----------------------------------------------------------------
 
-namespace {
-
-const char* type_name(metric_type type) {
+const char* to_string(metric_type type) noexcept {
   switch (type) {
     case metric_type::counter:
       return "counter";
@@ -148,6 +146,8 @@ const char* type_name(metric_type type) {
       return "histogram";
   }
 }
+
+namespace {
 
 } // namespace
 
@@ -165,7 +165,7 @@ family<T>& metric_registry::get_or_create(std::string name, std::string help,
     if (auto ptr = dynamic_cast<family<T>*>(existing.get()))
       return *ptr;
     throw std::invalid_argument("metric '" + name + "' already registered as "
-                                + type_name(existing->type()));
+                                + to_string(existing->type()));
   }
   std::unique_ptr<family<T>> created;
   if constexpr (std::is_same_v<T, histogram>) {

@@ -25,6 +25,9 @@ using label_set = std::vector<std::pair<std::string, std::string>>;
 /// Kind of a metric family. Values start at 1, as for every crew enum.
 enum class metric_type : uint8_t { counter = 1, gauge, histogram };
 
+/// "counter", "gauge" or "histogram" (the Prometheus TYPE words).
+const char* to_string(metric_type type) noexcept;
+
 /// Snapshot of one series. Counters and gauges fill `value`; histograms fill
 /// `bounds`, `bucket_counts` (non-cumulative, `bounds.size() + 1` entries,
 /// the last being the overflow bucket), `sum` and `count`.

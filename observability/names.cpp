@@ -80,4 +80,33 @@ std::string prometheus_label_name(std::string_view name) {
   return out;
 }
 
+bool glob_match(std::string_view pat, std::string_view str, bool icase) noexcept {
+  auto same = [icase](char a, char b) {
+    if (!icase)
+      return a == b;
+    auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    return lower(a) == lower(b);
+  };
+  size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
+  while (s < str.size()) {
+    if (p < pat.size() && pat[p] == '*') {
+      star = p++;
+      mark = s;
+    } else if (p < pat.size() && same(pat[p], str[s])) {
+      ++p;
+      ++s;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      s = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pat.size() && pat[p] == '*')
+    ++p;
+  return p == pat.size();
+}
+
 } // namespace crew

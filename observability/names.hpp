@@ -26,6 +26,11 @@ std::string prometheus_name(std::string_view name);
 /// for `*_ms` measures, 1 otherwise.
 double prometheus_scale(std::string_view name) noexcept;
 
+/// Whole-string glob match with `*` wildcards (case-insensitive when
+/// `icase`): metric filters, retryable-error patterns.
+bool glob_match(std::string_view pattern, std::string_view text,
+                bool icase) noexcept;
+
 /// A label name in Prometheus' snake_case (`runId` -> `run_id`).
 std::string prometheus_label_name(std::string_view name);
 

@@ -42,16 +42,6 @@ std::string family_name(const metric_family& family) {
   return result;
 }
 
-const char* type_word(metric_type type) {
-  switch (type) {
-    case metric_type::counter:
-      return "counter";
-    case metric_type::gauge:
-      return "gauge";
-    default:
-      return "histogram";
-  }
-}
 
 void append_value_line(std::string& out, const std::string& name,
                        const std::string& labels, double value) {
@@ -154,7 +144,7 @@ std::string prometheus_text(const std::vector<metric_family>& families) {
       out += '\n';
     }
     fmt::format_to(std::back_inserter(out), "# TYPE {} {}\n", name,
-                   type_word(family.type));
+                   to_string(family.type));
     for (auto& sample : family.samples) {
       labels.clear();
       append_label_prefix(labels, sample.labels);

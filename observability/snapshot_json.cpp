@@ -6,41 +6,11 @@ namespace crew {
 
 namespace {
 
-const char* type_name(metric_type t) {
-  switch (t) {
-    case metric_type::counter:
-      return "counter";
-    case metric_type::gauge:
-      return "gauge";
-    default:
-      return "histogram";
-  }
-}
 
 nlohmann::json number_or_null(double x) {
   return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
 }
 
-bool glob_match(std::string_view pat, std::string_view str) {
-  size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
-  while (s < str.size()) {
-    if (p < pat.size() && pat[p] == '*') {
-      star = p++;
-      mark = s;
-    } else if (p < pat.size() && pat[p] == str[s]) {
-      ++p;
-      ++s;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      s = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pat.size() && pat[p] == '*')
-    ++p;
-  return p == pat.size();
-}
 
 } // namespace
 
@@ -70,7 +40,7 @@ nlohmann::json metrics_json(const std::vector<metric_family>& families) {
                           {"p95", number_or_null(quantile(s, 0.95))},
                           {"p99", number_or_null(quantile(s, 0.99))}}}});
     }
-    out.push_back({{"type", type_name(f.type)},
+    out.push_back({{"type", to_string(f.type)},
                    {"name", f.name},
                    {"description", f.help},
                    {"values", values}});
@@ -83,7 +53,7 @@ std::vector<metric_family> filter_metrics(std::vector<metric_family> families,
   if (glob.empty())
     return families;
   std::erase_if(families,
-                [&](const metric_family& f) { return !glob_match(glob, f.name); });
+                [&](const metric_family& f) { return !glob_match(glob, f.name, false); });
   return families;
 }
 

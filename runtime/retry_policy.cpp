@@ -1,5 +1,7 @@
 #include "runtime/retry_policy.hpp"
 
+#include "observability/names.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -21,9 +23,6 @@ uint64_t hash(std::string_view s, uint64_t h) noexcept {
   return h;
 }
 
-char lower(char c) noexcept {
-  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-}
 
 } // namespace
 
@@ -39,25 +38,8 @@ uint64_t retry_delay_ms(const retry_policy& p, std::string_view run_id,
   return static_cast<uint64_t>(std::llround(delay));
 }
 
-bool glob_match_icase(std::string_view pat, std::string_view str) noexcept {
-  size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
-  while (s < str.size()) {
-    if (p < pat.size() && pat[p] == '*') {
-      star = p++;
-      mark = s;
-    } else if (p < pat.size() && lower(pat[p]) == lower(str[s])) {
-      ++p;
-      ++s;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      s = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pat.size() && pat[p] == '*')
-    ++p;
-  return p == pat.size();
+bool glob_match_icase(std::string_view pattern, std::string_view text) noexcept {
+  return glob_match(pattern, text, true);
 }
 
 bool is_retryable(const retry_policy& p, std::string_view error) noexcept {

@@ -232,6 +232,19 @@ void repair_deadletters(const run_paths& paths, std::string_view run_id) {
     append_file(paths.deadletter(), missing);
 }
 
+/// Rewrites manifest.json and tasks.json from a fresh replay after events
+/// were appended outside a run actor (offline cancel, decline, deadletter).
+void refresh_snapshots(const run_paths& paths, const run_view& view) {
+  auto replay = replay_log(paths.events(), view.plan);
+  auto m = view.manifest;
+  m.status = replay.status;
+  m.summary = replay.summary;
+  m.updated_at = iso_now();
+  m.seq = replay.last_seq;
+  m.owner_pid = 0;
+  write_snapshots(paths, m, view.plan, replay.tasks);
+}
+
 void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
   m.state_root = paths.state_dir.string();
   m.artifacts_root = paths.artifacts_dir.string();
@@ -611,14 +624,7 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   bytes += event_line("run.cancelled", run_id, {}, reason, {}, ++seq);
   log.append(bytes, seq);
   log.sync();
-  replay = replay_log(paths.events(), view.plan);
-  auto m = view.manifest;
-  m.status = replay.status;
-  m.summary = replay.summary;
-  m.updated_at = iso_now();
-  m.seq = replay.last_seq;
-  m.owner_pid = 0;
-  write_snapshots(paths, m, view.plan, replay.tasks);
+  refresh_snapshots(paths, view);
   return cancel_outcome::cancelled_offline;
 }
 
@@ -718,13 +724,7 @@ deadletter_outcome deadletter_task(const fs::path& crew_root,
   line += correlation::for_run(run_id).trace_hex();
   line += "\"}\n";
   append_file(paths.deadletter(), line);
-  replay = replay_log(paths.events(), view.plan);
-  auto m = view.manifest;
-  m.status = replay.status;
-  m.summary = replay.summary;
-  m.updated_at = iso_now();
-  m.seq = replay.last_seq;
-  write_snapshots(paths, m, view.plan, replay.tasks);
+  refresh_snapshots(paths, view);
   return deadletter_outcome::written;
 }
 
@@ -787,14 +787,7 @@ void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
   bytes += event_line("run.cancelled", run_id, {}, reason, {}, ++seq);
   log.append(bytes, seq);
   log.sync();
-  replay = replay_log(paths.events(), view.plan);
-  auto m = view.manifest;
-  m.status = replay.status;
-  m.summary = replay.summary;
-  m.updated_at = iso_now();
-  m.seq = replay.last_seq;
-  m.owner_pid = 0;
-  write_snapshots(paths, m, view.plan, replay.tasks);
+  refresh_snapshots(paths, view);
 }
 
 run_setup_ptr prepare_loadtest(const fs::path& crew_root,
