@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 
 #include "messages/errors.hpp"
@@ -48,11 +49,13 @@ void publish_stats(self_ptr self) {
   st.stats = commit_stats{};
 }
 
-/// Syncs every dirty log and answers every waiter: the group commit.
+/// Syncs every dirty log and answers every waiter: the group commit. A log
+/// whose sync fails fails its own waiters only, and is closed (its run stops
+/// and stays resumable); the other runs' logs are unaffected.
 void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_pending = false;
-  std::string failure;
+  std::map<std::string, std::string> failed; // run id -> error
   for (auto& [id, log] : st.logs) {
     if (!log.dirty)
       continue;
@@ -63,18 +66,20 @@ void commit(self_ptr self) {
       }
       log.dirty = false;
     } catch (const std::exception& e) {
-      failure = e.what();
+      failed.emplace(id, e.what());
     }
   }
+  for (auto& [id, what] : failed)
+    st.logs.erase(id);
   auto waiters = std::move(st.waiters);
   st.waiters.clear();
   auto now = steady_ns();
   for (auto& w : waiters) {
-    if (failure.empty()) {
+    if (auto i = failed.find(w.run_id); i != failed.end()) {
+      w.promise.deliver(io_failure(i->second));
+    } else {
       observe_latency(st, w.received_ns, now);
       w.promise.deliver(w.seq);
-    } else {
-      w.promise.deliver(io_failure(failure));
     }
   }
   publish_stats(self);
@@ -141,7 +146,7 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy,
       }
       i->second.dirty = true;
       auto rp = self->make_response_promise<uint64_t>();
-      st.waiters.push_back({rp, seq, received});
+      st.waiters.push_back({rp, run_id, seq, received});
       if (!st.commit_pending) {
         st.commit_pending = true;
         self->send(self, commit_atom_v);

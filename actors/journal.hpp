@@ -48,6 +48,7 @@ struct journal_state {
 
   struct waiter {
     caf::typed_response_promise<uint64_t> promise;
+    std::string run_id;
     uint64_t seq = 0;
     int64_t received_ns = 0; ///< when the append reached the journal
   };

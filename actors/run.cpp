@@ -1,6 +1,7 @@
 #include "actors/run.hpp"
 
 #include <csignal>
+#include <unistd.h>
 #include <filesystem>
 #include <iostream>
 
@@ -168,8 +169,8 @@ void fail_fatally(self_ptr self, std::string what) {
   if (!st.fatal.empty())
     return;
   st.fatal = std::move(what);
-  for (auto& [index, pgid] : st.pgids)
-    kill_process_group(pgid, SIGKILL);
+  for (auto& [index, worker] : st.pgids)
+    kill_process_group(worker.second, SIGKILL);
   if (st.listener) {
     auto p = st.engine->progress();
     p.status = "error: " + st.fatal;
@@ -178,6 +179,9 @@ void fail_fatally(self_ptr self, std::string what) {
   }
   if (st.pool)
     self->send_exit(st.pool, caf::exit_reason::user_shutdown);
+  // Release the journal's handle on the log (a later resume reopens it).
+  caf::anon_send(caf::actor_cast<caf::actor>(st.journal), caf::close_atom_v,
+                 st.setup->manifest.run_id);
   self->quit(caf::make_error(caf::sec::runtime_error, st.fatal));
 }
 
@@ -377,15 +381,15 @@ void kill_running(self_ptr self, const std::vector<uint32_t>& indices) {
     self->send(st.pool, cancel_atom_v);
     return;
   }
-  bool any = false;
   for (auto i : indices)
     if (auto p = st.pgids.find(i); p != st.pgids.end()) {
-      kill_process_group(p->second, SIGTERM);
-      any = true;
+      auto pgid = p->second.second;
+      kill_process_group(pgid, SIGTERM);
+      // Only this group gets the SIGKILL after the grace period, and only if
+      // it still runs then.
+      self->delayed_send(self, std::chrono::milliseconds{st.setup->kill_grace_ms},
+                         hardkill_atom_v, pgid);
     }
-  if (any)
-    self->delayed_send(self, std::chrono::milliseconds{st.setup->kill_grace_ms},
-                       hardkill_atom_v);
 }
 
 void cancel_run(self_ptr self, std::string reason, bool expired) {
@@ -399,8 +403,15 @@ void cancel_run(self_ptr self, std::string reason, bool expired) {
 void on_results(self_ptr self, const std::vector<attempt_result>& results) {
   auto& st = self->state;
   for (auto& res : results) {
-    if (st.pgids.erase(res.index) > 0 && st.watcher)
-      self->send(st.watcher, unwatch_atom_v, st.setup->manifest.run_id, res.index);
+    // Only the result of the attempt a group belongs to releases it: a late
+    // "down" of an earlier attempt must not forget the next one's process.
+    if (auto p = st.pgids.find(res.index);
+        p != st.pgids.end() && p->second.first == res.attempt) {
+      st.pgids.erase(p);
+      if (st.watcher)
+        self->send(st.watcher, unwatch_atom_v, st.setup->manifest.run_id,
+                   res.index);
+    }
     st.engine->on_result(res);
   }
   pump(self);
@@ -415,25 +426,46 @@ void housekeep(self_ptr self) {
   std::error_code ec;
   auto request = st.setup->paths.cancel_request();
   if (std::filesystem::exists(request, ec)) {
-    std::filesystem::remove(request, ec);
-    cancel_run(self, "Run cancelled by user request.", false);
-  }
-  // Deadletter by hand (crew deadletter --task): one task id per line.
-  auto dl_request = st.setup->paths.deadletter_request();
-  if (std::filesystem::exists(dl_request, ec)) {
-    std::string text;
+    int64_t owner = -1;
     try {
-      text = read_file(dl_request);
+      owner = nlohmann::json::parse(read_file(request)).value("owner", int64_t{-1});
     } catch (const std::exception&) {
       // being written: the next tick reads it
     }
-    if (!text.empty() && text.back() == '\n') {
-      std::filesystem::remove(dl_request, ec);
+    if (owner != -1) {
+      std::filesystem::remove(request, ec);
+      // Only a request addressed to this process (not a stale one).
+      if (owner == static_cast<int64_t>(::getpid()))
+        cancel_run(self, "Run cancelled by user request.", false);
+    }
+  }
+  // Deadletter by hand (crew deadletter --task): one task id per line.
+  auto dl_request = st.setup->paths.deadletter_request();
+  if (!st.engine->done() && std::filesystem::exists(dl_request, ec)) {
+    // Take the file away first, so a request appended meanwhile starts a
+    // new file instead of being lost.
+    auto taken = dl_request;
+    taken += ".taken";
+    std::string text;
+    if (std::filesystem::rename(dl_request, taken, ec); !ec) {
+      try {
+        text = read_file(taken);
+      } catch (const std::exception&) {
+        // nop
+      }
+      std::filesystem::remove(taken, ec);
+    }
+    if (!text.empty()) {
       auto& plan = st.setup->plan;
+      auto me = std::to_string(::getpid());
       for (size_t pos = 0; pos < text.size();) {
         auto end = text.find('\n', pos);
-        auto id = text.substr(pos, end - pos);
-        pos = end + 1;
+        auto line = text.substr(pos, end - pos);
+        pos = end == std::string::npos ? text.size() : end + 1;
+        auto tab = line.find('\t');
+        if (tab == std::string::npos || line.substr(tab + 1) != me)
+          continue; // addressed to another (earlier) owner
+        auto id = line.substr(0, tab);
         for (uint32_t i = 0; i < plan.size(); ++i) {
           if (plan[i].id != id)
             continue;
@@ -539,7 +571,7 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       auto& t = st.engine->tasks()[x.index];
       if (t.status != task_status::running || t.attempt != x.attempt)
         return;
-      st.pgids[x.index] = x.pid;
+      st.pgids[x.index] = {x.attempt, x.pid};
       // Only running attempts with a process are watched.
       if (st.watcher)
         self->send(st.watcher, watch_atom_v, caf::actor_cast<caf::actor>(self),
@@ -598,9 +630,10 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       arm_retry_timer(self);
       pump(self);
     },
-    [=](hardkill_atom) {
-      for (auto& [index, pgid] : self->state.pgids)
-        kill_process_group(pgid, SIGKILL);
+    [=](hardkill_atom, int32_t pgid) {
+      for (auto& [index, worker] : self->state.pgids)
+        if (worker.second == pgid)
+          kill_process_group(pgid, SIGKILL);
     },
     [=](deadline_atom) {
       auto minutes = self->state.setup->max_run_ms / 60000;

@@ -37,7 +37,7 @@ using run_actor = caf::typed_actor<
 
 /// Private protocol: the public one plus self-sent timers.
 using run_impl = run_actor::extend<caf::reacts_to<retry_atom>,
-                                   caf::reacts_to<hardkill_atom>,
+                                   caf::reacts_to<hardkill_atom, int32_t>,
                                    caf::reacts_to<deadline_atom>,
                                    caf::reacts_to<housekeep_atom>>;
 
@@ -62,8 +62,8 @@ struct run_state {
   worker_pool_actor pool;
   /// Live task_worker actors -> (task index, attempt).
   std::unordered_map<caf::actor_addr, std::pair<uint32_t, uint32_t>> workers;
-  /// Running task index -> worker process group.
-  std::unordered_map<uint32_t, int32_t> pgids;
+  /// Running task index -> (attempt, worker process group).
+  std::unordered_map<uint32_t, std::pair<uint32_t, int32_t>> pgids;
   std::vector<uint32_t> dispatch_buf;
   std::vector<sim_job> sim_buf;
   uint64_t appends_in_flight = 0;

@@ -322,7 +322,8 @@ void run_engine::deadletter(uint32_t index, std::string_view reason,
 }
 
 std::vector<uint32_t> run_engine::deadletter_by_hand(uint32_t index) {
-  if (index >= tasks_.size())
+  // After the final run event nothing may follow it in the log.
+  if (index >= tasks_.size() || done())
     return {};
   auto& t = tasks_[index];
   auto now = now_ms();
@@ -356,7 +357,8 @@ void run_engine::heartbeat_dead(uint32_t index, uint32_t attempt,
   if (index >= tasks_.size())
     return;
   auto& t = tasks_[index];
-  if (t.status != task_status::running || t.attempt != attempt || t.waiting)
+  if (t.status != task_status::running || t.attempt != attempt || t.waiting
+      || t.retry_ready)
     return;
   emit("crew.task.heartbeat_dead", index,
        fmt::format("No heartbeat for {} ms.", elapsed_ms),
@@ -379,7 +381,7 @@ bool run_engine::heartbeat_deadletter(uint32_t index, uint32_t attempt,
     return false;
   auto& t = tasks_[index];
   if (t.status != task_status::running || t.attempt != attempt || t.waiting
-      || t.heartbeat_killed)
+      || t.retry_ready || t.heartbeat_killed)
     return false;
   t.heartbeat_killed = true;
   deadletter(index, "heartbeat-dead",
@@ -567,6 +569,7 @@ bool run_engine::on_result(const attempt_result& res) {
                                   res.attempt);
       history_[res.index].push_back({t.started_ms, unix_ms(now), error});
       errors_[res.index] = error;
+      t.has_exit_code = false; // the exit code of a task, not of an attempt
       t.waiting = true;
       t.retry_due_ms = unix_ms(now) + static_cast<int64_t>(delay);
       --running_;

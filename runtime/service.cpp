@@ -81,21 +81,33 @@ std::string lock_body(int64_t pid, bool handed_over = false) {
                      handed_over ? R"(,"handedOver":true)" : "");
 }
 
+/// Creates `path` with `body` atomically: written to a private temp file,
+/// then hard-linked into place (fails with EEXIST if the lock exists), so no
+/// reader ever sees an empty lock. Returns 0 or errno.
+int create_with_content(const fs::path& path, const std::string& body) {
+  auto tmp = path;
+  tmp += fmt::format(".{}.tmp", ::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return errno;
+  auto err = write_all(fd, body);
+  ::close(fd);
+  if (err == 0 && ::link(tmp.c_str(), path.c_str()) != 0)
+    err = errno;
+  ::unlink(tmp.c_str());
+  return err;
+}
+
 std::shared_ptr<void> acquire_lock(const fs::path& path, std::string_view run_id) {
-  for (int tries = 0; tries < 2; ++tries) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      auto body = lock_body(::getpid());
-      auto n = ::write(fd, body.data(), body.size());
-      ::close(fd);
-      if (n != static_cast<ssize_t>(body.size()))
-        throw io_error(fmt::format("{}: cannot write the run lock", path.string()));
+  for (int tries = 0; tries < 3; ++tries) {
+    auto err = create_with_content(path, lock_body(::getpid()));
+    if (err == 0) {
       auto lock = std::make_shared<run_lock>();
       lock->path = path;
       return lock;
     }
-    if (errno != EEXIST)
-      throw io_error(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    if (err != EEXIST)
+      throw io_error(fmt::format("{}: {}", path.string(), std::strerror(err)));
     auto owner = read_lock(path);
     if (owner.handed_over && owner.pid == ::getpid() && owner_alive(owner)) {
       // Handed over to this process by the one that created the run.
@@ -108,8 +120,24 @@ std::shared_ptr<void> acquire_lock(const fs::path& path, std::string_view run_id
       throw input_error(fmt::format(
         "run '{}' is being executed by process {} (see {}); cancel it first",
         run_id, owner.pid, path.string()));
-    std::error_code ec;
-    fs::remove(path, ec); // stale: its owner is gone
+    // Stale: its owner is gone. Move it aside and make sure what we moved is
+    // the stale lock we judged, not a fresh one another process just took.
+    auto aside = path;
+    aside += fmt::format(".stale.{}", ::getpid());
+    if (::rename(path.c_str(), aside.c_str()) != 0)
+      continue; // someone else moved it first: look again
+    auto moved = read_lock(aside);
+    if (moved.pid != owner.pid || moved.start != owner.start) {
+      // A live lock: put it back (link fails only if yet another appeared).
+      if (::link(aside.c_str(), path.c_str()) != 0) {
+        ::unlink(aside.c_str());
+        throw input_error(fmt::format(
+          "run '{}' is being taken by another process; try again", run_id));
+      }
+      ::unlink(aside.c_str());
+      continue;
+    }
+    ::unlink(aside.c_str());
   }
   throw io_error(fmt::format("{}: cannot take the run lock", path.string()));
 }
@@ -250,6 +278,35 @@ void fill_manifest_paths(run_manifest& m, const run_paths& paths) {
   m.artifacts_root = paths.artifacts_dir.string();
   m.tasks_path = paths.tasks().string();
   m.events_path = paths.events().string();
+}
+
+/// Requests left for a previous owner (it ended or died before reading
+/// them) must not act on the next one: once the lock is ours, drop those not
+/// addressed to this process (a run handed over to us may already have one).
+void drop_stale_requests(const run_paths& paths) {
+  std::error_code ec;
+  auto me = static_cast<int64_t>(::getpid());
+  if (fs::exists(paths.cancel_request(), ec)) {
+    int64_t owner = 0;
+    try {
+      owner = nlohmann::json::parse(read_file(paths.cancel_request()))
+                .value("owner", int64_t{0});
+    } catch (const std::exception&) {
+      // unreadable: stale
+    }
+    if (owner != me)
+      fs::remove(paths.cancel_request(), ec);
+  }
+  if (fs::exists(paths.deadletter_request(), ec)) {
+    std::string text;
+    try {
+      text = read_file(paths.deadletter_request());
+    } catch (const std::exception&) {
+      // nop
+    }
+    if (text.find(fmt::format("\t{}\n", me)) == std::string::npos)
+      fs::remove(paths.deadletter_request(), ec);
+  }
 }
 
 /// Fills backend-specific parts of a setup from the current resources.
@@ -545,7 +602,8 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
     throw input_error(fmt::format(
       "run '{}' already completed: nothing to resume", run_id));
   kill_orphaned_workers(view.replay);
-  repair_deadletters(make_run_paths(ctx.crew_root, run_id), run_id);
+  drop_stale_requests(paths);
+  repair_deadletters(paths, run_id);
   auto setup = std::make_shared<run_setup>();
   setup->paths = make_run_paths(ctx.crew_root, run_id);
   setup->manifest = view.manifest;
@@ -590,9 +648,11 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   if (is_terminal(view.replay.status))
     return cancel_outcome::already_terminal;
   if (view.owner_alive) {
+    // Addressed to the owner we saw: a later owner ignores (and drops) it.
     write_file_atomic(paths.cancel_request(),
-                      fmt::format(R"({{"requestedAt":"{}","pid":{}}})", iso_now(),
-                                  ::getpid()) + "\n");
+                      fmt::format(R"({{"requestedAt":"{}","pid":{},"owner":{}}})",
+                                  iso_now(), ::getpid(), view.owner_pid)
+                        + "\n");
     auto deadline = std::chrono::steady_clock::now()
                     + std::chrono::milliseconds{wait_ms};
     while (std::chrono::steady_clock::now() < deadline) {
@@ -601,15 +661,31 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
       if (fs::exists(paths.lock(), ec))
         continue; // the owner still works on it
       auto after = load_run(crew_root, run_id);
-      if (is_terminal(after.replay.status))
-        return cancel_outcome::requested;
+      if (!is_terminal(after.replay.status) && !after.owner_alive)
+        break; // the owner died: cancel it offline below
+      if (!is_terminal(after.replay.status))
+        continue;
+      // The owner ended: by our request, or on its own just before it.
+      fs::remove(paths.cancel_request(), ec);
+      return after.replay.status == run_status::cancelled
+               ? cancel_outcome::requested
+               : cancel_outcome::already_terminal;
     }
-    return cancel_outcome::timed_out;
+    std::error_code ec;
+    if (fs::exists(paths.lock(), ec))
+      return cancel_outcome::timed_out;
+    fs::remove(paths.cancel_request(), ec);
+    view = load_run(crew_root, run_id);
+    if (is_terminal(view.replay.status))
+      return cancel_outcome::already_terminal;
   }
   // No live owner: the run was interrupted. Cancel it in its log directly.
   auto lock = acquire_lock(paths.lock(), run_id);
+  drop_stale_requests(paths);
   auto log = event_log_writer::open(paths.events());
   auto replay = replay_log(paths.events(), view.plan);
+  if (is_terminal(replay.status)) // another process finished it meanwhile
+    return cancel_outcome::already_terminal;
   kill_orphaned_workers(replay);
   auto seq = log.last_seq();
   std::string bytes;
@@ -673,25 +749,32 @@ deadletter_outcome deadletter_task(const fs::path& crew_root,
   auto& id = view.plan[index].id;
   auto has_entry = [&] {
     auto before = 0;
-    for (auto& e : list_deadletters(crew_root, run_id))
-      if (e.value("taskId", "") == id && e.value("reason", "") == "manual")
-        ++before;
+    try {
+      for (auto& e : list_deadletters(crew_root, run_id))
+        if (e.value("taskId", "") == id && e.value("reason", "") == "manual")
+          ++before;
+    } catch (const input_error&) {
+      return -1; // an entry being appended right now: look again
+    }
     return before;
   };
   auto entries_before = has_entry();
   if (view.owner_alive) {
-    append_file(paths.deadletter_request(), id + "\n");
+    // "<task id>\t<owner pid>": only that owner acts on it.
+    append_file(paths.deadletter_request(),
+                fmt::format("{}\t{}\n", id, view.owner_pid));
     auto deadline = std::chrono::steady_clock::now()
                     + std::chrono::milliseconds{wait_ms};
     while (std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds{50});
-      if (has_entry() > entries_before)
+      if (auto n = has_entry(); n > entries_before)
         return deadletter_outcome::written;
     }
     return deadletter_outcome::timed_out;
   }
   // No live owner: this process is the log's writer for the moment.
   auto lock = acquire_lock(paths.lock(), run_id);
+  drop_stale_requests(paths);
   auto log = event_log_writer::open(paths.events());
   auto replay = replay_log(paths.events(), view.plan);
   kill_orphaned_workers(replay);
@@ -771,8 +854,13 @@ void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
   auto view = load_run(crew_root, run_id);
   auto paths = make_run_paths(crew_root, run_id);
   auto lock = acquire_lock(paths.lock(), run_id);
+  drop_stale_requests(paths);
   auto log = event_log_writer::open(paths.events());
   auto replay = replay_log(paths.events(), view.plan);
+  if (replay.status != run_status::running)
+    throw input_error(fmt::format(
+      "run '{}' is not interrupted any more (it is {}): nothing to decline",
+      run_id, to_string(replay.status)));
   kill_orphaned_workers(replay);
   auto seq = log.last_seq();
   auto from = seq;

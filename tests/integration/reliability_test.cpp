@@ -208,3 +208,42 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   CHECK(declined);
   CHECK(p.crew({"verify", id}).code == 0);
 }
+
+TEST_CASE("reliability: deadlettering one running task by hand leaves the others alone") {
+  project p;
+  p.agent("slow", "cat >/dev/null; echo $$ > a.pid; exec sleep 30");
+  p.agent("ok", "cat >/dev/null; sleep 4; echo done");
+  p.team("t", {{"s", "slow"}, {"o", "ok"}}, "wf", 2);
+  p.workflow("wf", {{"a", "s", ""}, {"b", "o", ""}});
+  spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+  p.track(proc.pid);
+  REQUIRE(wait_until([&] { return read_pid(p.path("a.pid")) > 0; }, 8000ms));
+  auto runs = p.root / ".crew" / "state" / "runs";
+  auto id = fs::directory_iterator(runs)->path().filename().string();
+  auto dl = p.crew({"deadletter", id, "--task", "a", "--reason", "manual", "--json"});
+  CHECK_MESSAGE(dl.code == 0, dl);
+  CHECK(proc.wait(20000ms) == 1); // the run fails because of `a` only
+  auto st = p.status(id);
+  CHECK(task_of(st, "a")["status"] == "failed");
+  CHECK(task_of(st, "a")["error"] == "Deadlettered by hand.");
+  CHECK(task_of(st, "b")["status"] == "completed"); // not killed with `a`
+  CHECK(p.crew({"verify", id}).code == 0);
+}
+
+TEST_CASE("reliability: a cancel request left for an earlier owner does not cancel a resume") {
+  project p;
+  p.agent("a", "cat >/dev/null; [ -f ok ]");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}});
+  auto first = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  REQUIRE(first.code == 1);
+  auto id = first.last_json()["runId"].get<std::string>();
+  // as if `crew cancel` had raced with the first owner's end
+  write_text(p.run_dir(id) / "cancel-request.json",
+             R"({"requestedAt":"2026-11-26T00:00:00.000Z","pid":1,"owner":999999})");
+  p.write("ok", "");
+  auto again = p.crew({"resume", id, "--json"});
+  CHECK_MESSAGE(again.code == 0, again);
+  CHECK(again.last_json()["status"] == "completed");
+  CHECK_FALSE(fs::exists(p.run_dir(id) / "cancel-request.json"));
+}
