@@ -115,6 +115,7 @@ event_metrics::event_metrics(metric_registry& reg)
     dispatch_latency_(reg.histogram_family(
       "crew.scheduler.dispatch_latency_ms",
       "Time from a task becoming ready to its dispatch.")) {
+  task_retries_ = &task_count_.add({{"status", "retry"}});
   for (int st = 1; st <= 6; ++st)
     if (is_terminal(static_cast<task_status>(st)))
       task_by_status_[st] = &task_count_.add(
@@ -192,7 +193,7 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
     case note_kind::task_retry: {
       label_set labels{{"runId", run_id},
                        {"taskId", std::string{task_id(run, n.task)}}};
-      task_count_.add({{"status", "retry"}}).inc();
+      task_retries_->inc();
       retry_attempts_.add(labels).inc();
       retry_delay_.add(labels).observe(static_cast<double>(n.value));
       break;

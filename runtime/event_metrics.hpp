@@ -87,6 +87,7 @@ private:
   family<gauge>& running_;
   family<histogram>& dispatch_latency_;
   counter* task_by_status_[7] = {};
+  counter* task_retries_ = nullptr; ///< crew.task.count{status=retry}
   std::unordered_map<std::string, run_entry> runs_;
 };
 
