@@ -13,7 +13,16 @@
 namespace crew::cli {
 
 int cmd_verify(const std::string& cwd, const std::string& run_id, bool json) {
-  auto report = verify_run(crew_root_for(cwd), run_id);
+  verify_report report;
+  try {
+    report = verify_run(crew_root_for(cwd), run_id);
+  } catch (const input_error& e) {
+    if (e.code() != errc::corrupt_log)
+      throw; // an unknown or path-like id: bad input, exit 2
+    // A log damaged in the middle is a violation to report, not bad usage.
+    report.run_id = run_id;
+    report.checks.push_back(verify_check{"log readable", false, {e.what()}});
+  }
   if (json) {
     nlohmann::json checks = nlohmann::json::array();
     for (auto& c : report.checks)

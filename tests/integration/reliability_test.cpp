@@ -247,3 +247,23 @@ TEST_CASE("reliability: a cancel request left for an earlier owner does not canc
   CHECK(again.last_json()["status"] == "completed");
   CHECK_FALSE(fs::exists(p.run_dir(id) / "cancel-request.json"));
 }
+
+TEST_CASE("reliability: verify reports a log damaged in the middle with exit 1") {
+  project p;
+  p.agent("a", "cat >/dev/null; echo ok");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
+  auto r = p.crew({"run", "--team", "t", "--goal", "g", "--json"});
+  REQUIRE(r.code == 0);
+  auto id = r.last_json()["runId"].get<std::string>();
+  auto lines = lines_of(read_text(p.events_file(id)));
+  lines[2] = "{not json";
+  std::string text;
+  for (auto& l : lines)
+    text += l + "\n";
+  write_text(p.events_file(id), text);
+  auto v = p.crew({"verify", id, "--json"});
+  CHECK(v.code == 1);
+  CHECK(v.out.find("events.jsonl:3") != std::string::npos);
+  CHECK(p.crew({"verify", "unknown_run"}).code == 2);
+}
