@@ -121,8 +121,11 @@ int execute(const crew::project_context& ctx, const crew::node_options& node,
               << "artifacts: " << paths.artifacts_dir.string() << "\n"
               << "results:   " << (paths.artifacts_dir / "results").string()
               << "\n"
-              << "metrics:   crew status " << run_id << " --cwd "
-              << ctx.project_root.string() << " (task counts, attempts)\n";
+              << "metrics:   "
+              << (node.metrics.metrics_dir.empty()
+                    ? std::string{"(telemetry disabled)"}
+                    : node.metrics.metrics_dir + " (JSONL)")
+              << "; crew metrics --cwd " << ctx.project_root.string() << "\n";
   }
   return final.status == "completed" ? 0 : 1;
 }
