@@ -154,6 +154,48 @@ TEST_CASE_FIXTURE(system_fixture,
            caf::deep_to_string(msg2));
 }
 
+TEST_CASE_FIXTURE(system_fixture,
+                  "type_ids: metric digests and statistics round-trip") {
+  event_note n;
+  n.kind = note_kind::task_retry;
+  n.status = 3;
+  n.task = 4000000000u;
+  n.attempt = 2;
+  n.value = 1ull << 41;
+  n.tokens = 77;
+  check_round_trip(sys, n);
+  auto other = n;
+  other.kind = note_kind::heartbeat_dead;
+  check_round_trip(sys, std::vector<event_note>{n, other});
+  bucketed b;
+  b.counts = {1, 0, 5, 1ull << 35};
+  b.sum = 12.75;
+  check_round_trip(sys, b);
+  scheduler_stats s;
+  s.run_id = "team_20250101000000_0badcafe";
+  s.queued = 9;
+  s.running = 8;
+  s.dispatch_latency_ms = b;
+  check_round_trip(sys, s);
+  commit_stats c;
+  c.events = 123456;
+  c.append_to_durable_ms = b;
+  check_round_trip(sys, c);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "type_ids: notifications round-trip") {
+  notification x;
+  x.id = "dead_r1_t1";
+  x.source = "heartbeat-watcher";
+  x.run_id = "r1";
+  x.title = "Task t1 heartbeat dead";
+  x.body = "No activity for 301000 ms.\nline two";
+  x.sev = severity::critical;
+  x.timestamp = std::chrono::system_clock::time_point{std::chrono::milliseconds{1795657245123}};
+  check_round_trip(sys, x);
+  check_round_trip(sys, deadletter_notice{"r1", "t1", "max-retries"});
+}
+
 TEST_CASE("type_ids: the block starts at first_custom_type_id and names are "
           "qualified") {
   CHECK_EQ(caf::type_id<task_attempt>::value, caf::first_custom_type_id);
