@@ -82,7 +82,6 @@ TEST_CASE("chaos: kill -9 of crew with command workers, then recover and verify"
     p.team("t", {{"w", "a"}}, "wf", 2);
     p.workflow("wf", {{"a", "w", ""}, {"b", "w", "a"}, {"c", "w", "a"},
                       {"d", "w", "b,c"}, {"e", "w", ""}, {"f", "w", "e"}});
-    int worker_pids = 0;
     {
       spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
       p.track(proc.pid);
@@ -91,7 +90,6 @@ TEST_CASE("chaos: kill -9 of crew with command workers, then recover and verify"
       ::kill(proc.pid, SIGKILL);
       proc.wait(5000ms);
     }
-    (void) worker_pids;
     auto id = only_run(p);
     REQUIRE_FALSE(id.empty());
     recover_and_verify(p, id, round % 2 == 1);

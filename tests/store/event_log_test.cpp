@@ -7,7 +7,7 @@
 #include "messages/errors.hpp"
 #include "store/atomic_file.hpp"
 #include "store/replay.hpp"
-#include "tests/store/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace crew;
 using namespace std::chrono;

@@ -6,7 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "messages/errors.hpp"
-#include "tests/store/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace crew;
 using namespace std::chrono;

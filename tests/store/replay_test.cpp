@@ -7,7 +7,7 @@
 #include "messages/errors.hpp"
 #include "store/clock.hpp"
 #include "store/event_log.hpp"
-#include "tests/store/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace crew;
 using namespace std::chrono;
