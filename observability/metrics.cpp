@@ -118,13 +118,15 @@ metric_sample histogram::collect() const {
 
 // -- families -----------------------------------------------------------------
 
-label_set family_base::normalize(const label_set& labels) const {
+label_set family_base::normalize(label_set labels) const {
   for (auto& [key, value] : labels)
     if (!is_valid_label_name(key))
       throw std::invalid_argument("invalid label name '" + key + "' in metric "
                                   + name_);
-  auto result = labels;
-  std::sort(result.begin(), result.end());
+  auto result = std::move(labels);
+  // Callers usually pass keys in order already: no copy, no sort then.
+  if (!std::is_sorted(result.begin(), result.end()))
+    std::sort(result.begin(), result.end());
   auto dup
       = std::adjacent_find(result.begin(), result.end(),
                            [](auto& x, auto& y) { return x.first == y.first; });

@@ -172,7 +172,7 @@ public:
 protected:
   /// Validates label names, rejects duplicate keys and sorts by key. Throws
   /// `std::invalid_argument`.
-  label_set normalize(const label_set& labels) const;
+  label_set normalize(label_set labels) const;
 
 private:
   std::string name_;
@@ -196,8 +196,8 @@ public:
   /// reference stays valid until `remove(labels)` or the family dies; keep it
   /// and update it without further lookups. Throws `std::invalid_argument`
   /// for an invalid or duplicate label name.
-  T& add(const label_set& labels) {
-    auto key = normalize(labels);
+  T& add(label_set labels) {
+    auto key = normalize(std::move(labels));
     std::lock_guard guard{mtx_};
     auto i = metrics_.find(key);
     if (i == metrics_.end()) {

@@ -195,7 +195,7 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
                        {"taskId", std::string{task_id(run, n.task)}}};
       task_retries_->inc();
       retry_attempts_.add(labels).inc();
-      retry_delay_.add(labels).observe(static_cast<double>(n.value));
+      retry_delay_.add(std::move(labels)).observe(static_cast<double>(n.value));
       break;
     }
     case note_kind::task_deadletter:
