@@ -20,6 +20,7 @@
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
 #include "store/correlation.hpp"
+#include "store/deadletter.hpp"
 #include "store/event_log.hpp"
 #include "store/json_writer.hpp"
 #include "store/snapshot.hpp"
@@ -218,23 +219,10 @@ void kill_orphaned_workers(const replay_state& replay) {
 /// the events are durable, without an fsync of its own).
 void repair_deadletters(const run_paths& paths, std::string_view run_id) {
   std::map<std::string, int> in_file; // "<task>|<reason>|<attempts>" -> count
-  std::error_code ec;
-  if (fs::exists(paths.deadletter(), ec)) {
-    auto text = read_file(paths.deadletter());
-    for (size_t pos = 0; pos < text.size();) {
-      auto end = text.find('\n', pos);
-      if (end == std::string::npos)
-        end = text.size();
-      try {
-        auto j = nlohmann::json::parse(std::string_view{text}.substr(pos, end - pos));
-        ++in_file[fmt::format("{}|{}|{}", j.value("taskId", ""),
-                              j.value("reason", ""), j.value("attempts", 0))];
-      } catch (const std::exception&) {
-        // a torn last entry: rewritten below if its event is durable
-      }
-      pos = end + 1;
-    }
-  }
+  // A torn last entry is skipped: rewritten below since its event is durable.
+  for (auto& j : read_deadletters(paths.deadletter(), [](size_t) {}))
+    ++in_file[fmt::format("{}|{}|{}", j.value("taskId", ""), j.value("reason", ""),
+                          j.value("attempts", 0))];
   std::string missing;
   auto trace = correlation::for_run(run_id).trace_hex();
   for_each_event(paths.events(), [&](const event_view& ev) {
@@ -706,32 +694,13 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
 
 std::vector<nlohmann::json> list_deadletters(const fs::path& crew_root,
                                              std::string_view run_id) {
-  auto view = load_run(crew_root, run_id); // validates the id and the run
+  load_run(crew_root, run_id); // validates the id and the run
   auto path = make_run_paths(crew_root, run_id).deadletter();
-  std::vector<nlohmann::json> out;
-  std::error_code ec;
-  if (!fs::exists(path, ec))
-    return out;
-  auto text = read_file(path);
-  size_t line = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    auto end = text.find('\n', pos);
-    if (end == std::string::npos)
-      end = text.size();
-    ++line;
-    auto row = std::string_view{text}.substr(pos, end - pos);
-    pos = end + 1;
-    if (row.empty())
-      continue;
-    try {
-      out.push_back(nlohmann::json::parse(row));
-    } catch (const std::exception&) {
-      throw input_error(errc::corrupt_log,
-                        fmt::format("{}:{}: unparsable deadletter entry",
-                                    path.string(), line));
-    }
-  }
-  return out;
+  return read_deadletters(path, [&](size_t line) {
+    throw input_error(errc::corrupt_log,
+                      fmt::format("{}:{}: unparsable deadletter entry",
+                                  path.string(), line));
+  });
 }
 
 deadletter_outcome deadletter_task(const fs::path& crew_root,

@@ -8,6 +8,7 @@
 #include "messages/errors.hpp"
 #include "runtime/service.hpp"
 #include "store/atomic_file.hpp"
+#include "store/deadletter.hpp"
 #include "store/paths.hpp"
 #include "store/replay.hpp"
 #include "store/snapshot.hpp"
@@ -131,28 +132,11 @@ verify_report verify_run(const fs::path& crew_root, std::string_view run_id) {
 
   // Deadletter file <-> crew.task.deadletter events, one to one.
   auto& dl = add(r, "deadletter.jsonl consistent with the log");
-  std::vector<nlohmann::json> entries;
+  auto entries = read_deadletters(paths.deadletter(), [&](size_t line) {
+    problem(dl, fmt::format("{}:{}: unparsable entry", paths.deadletter().string(),
+                            line));
+  });
   std::error_code ec;
-  if (fs::exists(paths.deadletter(), ec)) {
-    auto text = read_file(paths.deadletter());
-    size_t line = 0;
-    for (size_t pos = 0; pos < text.size();) {
-      auto end = text.find('\n', pos);
-      if (end == std::string::npos)
-        end = text.size();
-      ++line;
-      auto row = std::string_view{text}.substr(pos, end - pos);
-      pos = end + 1;
-      if (row.empty())
-        continue;
-      try {
-        entries.push_back(nlohmann::json::parse(row));
-      } catch (const std::exception&) {
-        problem(dl, fmt::format("{}:{}: unparsable entry",
-                                paths.deadletter().string(), line));
-      }
-    }
-  }
   std::vector<bool> matched(entries.size(), false);
   for (auto& ev : dl_events) {
     bool found = false;

@@ -90,27 +90,7 @@ struct bg_process {
   bg_process(const std::vector<std::string>& args, const fs::path& log_base) {
     out_file = log_base.string() + ".out";
     err_file = log_base.string() + ".err";
-    std::vector<std::string> a = args;
-    std::vector<char*> argv;
-    for (auto& s : a)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    auto rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-      throw std::runtime_error("posix_spawn " + args[0] + " failed");
+    pid = spawn_logged(args, nullptr, out_file, err_file);
   }
 
   ~bg_process() {

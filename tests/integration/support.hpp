@@ -317,6 +317,52 @@ inline json task_of(const json& status, const std::string& id) {
   return {};
 }
 
+/// Starts `argv` with posix_spawn in a process group of its own, with a
+/// clean signal state, stdin /dev/null and stdout/stderr to files; `env`
+/// (nullptr: this process' environment). Returns the pid or throws.
+inline pid_t spawn_logged(std::vector<std::string> argv_s,
+                          std::vector<std::string>* env, const fs::path& out_file,
+                          const fs::path& err_file) {
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (env != nullptr) {
+    for (auto& e : *env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t dflt;
+  sigemptyset(&dflt);
+  sigaddset(&dflt, SIGINT);
+  sigaddset(&dflt, SIGTERM);
+  posix_spawnattr_setsigdefault(&attr, &dflt);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
+                                    | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  auto rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(),
+                          env != nullptr ? envp.data() : environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    throw std::runtime_error("posix_spawn " + argv_s[0] + " failed");
+  return pid;
+}
+
 /// A crew process launched with posix_spawn (own process group), so a test
 /// can signal it while it runs.
 struct spawned_crew {
@@ -333,10 +379,6 @@ struct spawned_crew {
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     argv_s.push_back("--cwd");
     argv_s.push_back(p.root.string());
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
     // environ plus the project's overrides
     std::vector<std::string> env_s;
     auto overrides = p.env();
@@ -350,35 +392,7 @@ struct spawned_crew {
         env_s.push_back(kv);
     }
     env_s.insert(env_s.end(), overrides.begin(), overrides.end());
-    std::vector<char*> envp;
-    for (auto& e : env_s)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t dflt;
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
-                                      | POSIX_SPAWN_SETSIGDEF);
-    auto rc = ::posix_spawn(&pid, CREW_BINARY, &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-      throw std::runtime_error("posix_spawn crew failed");
+    pid = spawn_logged(argv_s, &env_s, out_file, err_file);
   }
 
   ~spawned_crew() {
