@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/support/shell.hpp"
+
 using namespace crew;
 
 namespace {
@@ -155,24 +157,10 @@ TEST_CASE("prometheus: renders a registry in registration order") {
   CHECK(text.back() == '\n');
 }
 
-namespace {
-
-/// Runs `command` through the shell; returns the exit status and output.
-std::pair<int, std::string> run(const std::string& command) {
-  std::string output;
-  auto pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[512];
-  while (auto n = fread(buf, 1, sizeof(buf), pipe))
-    output.append(buf, n);
-  auto status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-} // namespace
+using crew::test::shell;
 
 TEST_CASE("prometheus: promtool check metrics accepts the output") {
-  auto [found, where] = run("command -v promtool");
+  auto [found, where] = shell("command -v promtool");
   REQUIRE_MESSAGE(found == 0,
                   "promtool not found: install Debian's `prometheus` package "
                   "(apt-get install -y prometheus); it is a declared test "
@@ -204,7 +192,7 @@ TEST_CASE("prometheus: promtool check metrics accepts the output") {
     std::ofstream out{path, std::ios::binary};
     out << text;
   }
-  auto [status, output] = run("promtool check metrics < " + path.string());
+  auto [status, output] = shell("promtool check metrics < " + path.string());
   std::filesystem::remove(path);
   INFO("promtool output:\n" << output << "\ninput:\n" << text);
   CHECK(status == 0);

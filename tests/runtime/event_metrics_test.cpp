@@ -12,7 +12,10 @@
 #include "runtime/planning.hpp"
 #include "runtime/run_engine.hpp"
 #include "store/replay.hpp"
+#include "tests/support/shell.hpp"
 #include "tests/support/temp_dir.hpp"
+
+using crew::test::shell;
 
 using namespace crew;
 
@@ -62,17 +65,6 @@ event_note note(note_kind kind, uint8_t status, uint32_t task = UINT32_MAX,
   n.attempt = attempt;
   n.value = value;
   return n;
-}
-
-std::pair<int, std::string> shell(const std::string& command) {
-  std::string output;
-  auto pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[512];
-  while (auto n = fread(buf, 1, sizeof(buf), pipe))
-    output.append(buf, n);
-  auto status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 } // namespace
