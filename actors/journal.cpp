@@ -94,13 +94,15 @@ journal_impl::behavior_type journal(self_ptr self, fsync_policy policy,
   self->state.policy = policy;
   self->state.sink = std::move(sink);
   return {
-    [=](caf::open_atom, const std::string& run_id,
-        const std::string& path) -> caf::result<uint64_t, std::string> {
+    [=](caf::open_atom, const std::string& run_id, const std::string& path,
+        uint64_t trusted_offset, uint64_t trusted_seq,
+        uint64_t trusted_lines) -> caf::result<uint64_t, std::string> {
       auto& logs = self->state.logs;
       if (auto i = logs.find(run_id); i != logs.end())
         return {i->second.writer.last_seq(), std::string{}};
       try {
-        auto writer = event_log_writer::open(path);
+        auto writer = event_log_writer::open(
+          path, log_position{trusted_offset, trusted_seq, trusted_lines});
         std::string note;
         if (writer.repair().repaired)
           note = writer.repair().reason;

@@ -23,9 +23,13 @@ namespace crew {
 /// sync never blocks scheduling.
 using journal_actor = caf::typed_actor<
   /// Opens (and repairs) a run's log: replies last seq and a repair note
-  /// ("" when the log was intact).
+  /// ("" when the log was intact). The first `trusted offset` bytes, holding
+  /// `trusted seq` and `trusted lines`, were validated by a replay and are
+  /// not read again (0, 0, 0: check the whole log).
   caf::replies_to<caf::open_atom, std::string /*run id*/,
-                  std::string /*events path*/>::with<uint64_t, std::string>,
+                  std::string /*events path*/, uint64_t /*trusted offset*/,
+                  uint64_t /*trusted seq*/,
+                  uint64_t /*trusted lines*/>::with<uint64_t, std::string>,
   /// Appends bytes ending with event `seq`; replies `seq` once durable.
   caf::replies_to<append_atom, std::string /*run id*/, std::string /*bytes*/,
                   uint64_t /*seq*/>::with<uint64_t>,

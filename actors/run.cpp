@@ -80,15 +80,61 @@ private:
   const run_engine& eng_;
 };
 
+/// True when every emitted event is durable: only then may a snapshot or a
+/// checkpoint describe the state (they are never ahead of the log).
+bool all_durable(const run_engine& eng) {
+  return eng.durable_seq() == eng.last_seq() && !eng.has_events();
+}
+
+/// Writes the pending checkpoint once the log is durable up to its seq.
+void flush_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  auto& setup = *st.setup;
+  if (!st.pending_checkpoint || st.engine->durable_seq() < st.pending_checkpoint->seq)
+    return;
+  auto ck = std::move(st.pending_checkpoint);
+  bool durable = setup.fsync != fsync_policy::none;
+  try {
+    // Recovery trusts the deadletter entries of the events before the
+    // checkpoint to be on disk (they were appended when those events
+    // became durable, which has happened).
+    if (st.deadletters_unsynced && durable)
+      append_file(setup.paths.deadletter(), {}, true); // fsync
+    st.deadletters_unsynced = false;
+    write_file_atomic(setup.paths.checkpoint(), checkpoint_bin(*ck), durable);
+  } catch (const std::exception& e) {
+    // A cache of the log: a failed write costs a longer replay only.
+    std::cerr << "crew: checkpoint of run " << setup.manifest.run_id
+              << " not written: " << e.what() << "\n";
+  }
+}
+
+/// Captures the engine's state for checkpoint.bin, which bounds recovery's
+/// replay to the events after it. Cheap (a few bytes per task), so it runs
+/// more often than tasks.json; under load the log is rarely fully durable,
+/// so the capture waits for its seq to become durable before it is written.
+void write_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  auto& eng = *st.engine;
+  st.last_checkpoint_ns = steady_ns();
+  flush_checkpoint(self);
+  if (!st.setup->write_snapshots || st.checkpoint_seq == eng.last_seq()
+      || st.pending_checkpoint)
+    return;
+  st.pending_checkpoint = std::make_unique<run_checkpoint>(eng.checkpoint());
+  st.checkpoint_seq = eng.last_seq();
+  flush_checkpoint(self);
+}
+
 /// Writes tasks.json and manifest.json for the engine's state, streamed and
-/// atomically. Only when every emitted event is durable: a snapshot is never
-/// ahead of the log (else the next housekeeping tick tries again).
+/// atomically, then the checkpoint. Only when every emitted event is
+/// durable (else the next housekeeping tick tries again).
 void write_snapshot(self_ptr self) {
   auto& st = self->state;
   auto& setup = *st.setup;
   auto& eng = *st.engine;
   if (!setup.write_snapshots || st.snapshot_seq == eng.last_seq()
-      || eng.durable_seq() != eng.last_seq() || eng.has_events())
+      || !all_durable(eng))
     return;
   auto manifest = setup.manifest;
   manifest.status = eng.status();
@@ -116,6 +162,7 @@ void write_snapshot(self_ptr self) {
   }
   st.snapshot_seq = eng.last_seq();
   st.last_snapshot_ns = steady_ns();
+  write_checkpoint(self);
 }
 
 void send_scheduler_stats(self_ptr self) {
@@ -200,6 +247,7 @@ void write_deadletters(self_ptr self) {
     // an fsync on the scheduling thread.
     append_file(st.setup->paths.deadletter(), lines, false);
     st.deadletters_written = true;
+    st.deadletters_unsynced = true;
   } catch (const std::exception& e) {
     std::cerr << "crew: " << e.what() << "\n";
   }
@@ -241,6 +289,7 @@ void flush(self_ptr self) {
                      std::move(*notes));
         st.engine->on_durable(durable);
         write_deadletters(self);
+        flush_checkpoint(self);
         pump(self);
       },
       [=](const caf::error& err) {
@@ -481,6 +530,10 @@ void housekeep(self_ptr self) {
   auto interval = static_cast<int64_t>(st.setup->snapshot_interval_ms) * 1'000'000;
   if (interval > 0 && steady_ns() - st.last_snapshot_ns >= interval)
     write_snapshot(self);
+  auto ck_interval
+    = static_cast<int64_t>(st.setup->checkpoint_interval_ms) * 1'000'000;
+  if (ck_interval > 0 && steady_ns() - st.last_checkpoint_ns >= ck_interval)
+    write_checkpoint(self);
   self->delayed_send(self, housekeeping_interval, housekeep_atom_v);
 }
 
@@ -492,17 +545,18 @@ void begin(self_ptr self, uint64_t last_seq, const std::string& repair_note) {
   st.engine = std::make_unique<run_engine>(setup.manifest.run_id, setup.plan,
                                            last_seq, opts);
   if (setup.resume || setup.recover)
-    st.engine->load_states(setup.states);
+    st.engine->load_checkpoint(setup.checkpoint);
   if (!repair_note.empty())
     st.engine->record("crew.log.repaired", repair_note, {});
   if (setup.recover)
-    st.engine->start_recovered("Recovered team workflow.");
+    st.engine->start_recovered("Recovered team workflow.",
+                               setup.checkpoint_seq);
   else
     st.engine->start(setup.resume ? "Resuming team workflow."
                                   : "Executing team workflow.",
                      setup.resume);
   st.started = true;
-  st.last_snapshot_ns = steady_ns();
+  st.last_snapshot_ns = st.last_checkpoint_ns = steady_ns();
   if (st.sink)
     self->send(st.sink, track_atom_v, setup.manifest.run_id, setup.manifest.team,
                plan_ptr{st.setup, &st.setup->plan});
@@ -550,8 +604,10 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
                           : "task worker exited without a result";
     on_results(self, {res});
   });
+  auto& trusted = st.setup->trusted_log;
   self->request(st.journal, caf::infinite, caf::open_atom_v,
-                st.setup->manifest.run_id, st.setup->paths.events().string())
+                st.setup->manifest.run_id, st.setup->paths.events().string(),
+                trusted.offset, trusted.seq, trusted.lines)
     .then([=](uint64_t last_seq,
               const std::string& note) { begin(self, last_seq, note); },
           [=](const caf::error& err) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <queue>
 #include <unordered_map>
@@ -75,8 +76,13 @@ struct run_state {
   int64_t retry_timer_ns = 0; ///< due time of the armed retry timer, 0: none
   int64_t last_snapshot_ns = 0;
   uint64_t snapshot_seq = 0;
+  int64_t last_checkpoint_ns = 0;
+  uint64_t checkpoint_seq = 0;
+  /// A captured checkpoint waiting for its seq to become durable.
+  std::unique_ptr<run_checkpoint> pending_checkpoint;
   bool started = false;
   bool deadletters_written = false; ///< deadletter.jsonl needs a final sync
+  bool deadletters_unsynced = false; ///< written since the last checkpoint
   bool stopping = false; ///< final snapshot sent, waiting to quit
   std::string fatal;     ///< journal failure: the run stops, state kept
 };

@@ -45,59 +45,113 @@ run_engine::run_engine(std::string run_id, const std::vector<planned_task>& plan
     plan_(plan),
     opts_(std::move(opts)),
     tasks_(plan.size()),
-    dependents_(plan.size()),
+    dependents_at_(plan.size() + 1, 0),
     seq_(last_seq),
     durable_(last_seq) {
   if (opts_.max_concurrent == 0)
     opts_.max_concurrent = 1;
-  for (uint32_t i = 0; i < plan.size(); ++i)
-    for (auto dep : plan[i].deps)
-      dependents_[dep].push_back(i);
+  // Dependents in one flat array (CSR): a 500,000-task fan-out would
+  // otherwise allocate a vector per task.
+  for (auto& p : plan)
+    for (auto dep : p.deps)
+      ++dependents_at_[dep + 1];
+  for (size_t i = 1; i < dependents_at_.size(); ++i)
+    dependents_at_[i] += dependents_at_[i - 1];
+  dependents_.resize(dependents_at_.back());
+  {
+    auto fill = dependents_at_;
+    for (uint32_t i = 0; i < plan.size(); ++i)
+      for (auto dep : plan[i].deps)
+        dependents_[fill[dep]++] = i;
+  }
   open_ = static_cast<uint32_t>(plan.size());
   counts_[static_cast<int>(task_status::queued)] = open_;
 }
 
 void run_engine::load_states(const std::vector<task_state>& states) {
+  load_checkpoint(make_checkpoint(states));
+}
+
+void run_engine::load_checkpoint(const run_checkpoint& ck) {
   for (auto& c : counts_)
     c = 0;
   open_ = 0;
-  for (uint32_t i = 0; i < tasks_.size() && i < states.size(); ++i) {
+  auto n = std::min(tasks_.size(), ck.tasks.size());
+  for (uint32_t i = 0; i < n; ++i) {
     auto& t = tasks_[i];
-    auto& s = states[i];
-    t.status = s.status;
-    t.attempt = static_cast<uint32_t>(s.attempts.size());
-    t.exit_code = s.exit_code;
-    t.has_exit_code = s.has_exit_code;
-    clock::time_point tp;
-    if (parse_iso_time(s.started_at, tp))
-      t.started_ms = unix_ms(tp);
-    if (parse_iso_time(s.finished_at, tp))
-      t.finished_ms = unix_ms(tp);
-    if (!s.error.empty())
-      errors_[i] = s.error;
-    if (!s.attempts.empty())
-      for (auto& a : s.attempts) {
-        closed_attempt c;
-        clock::time_point at;
-        if (parse_iso_time(a.started_at, at))
-          c.started_ms = unix_ms(at);
-        if (parse_iso_time(a.ended_at, at))
-          c.ended_ms = unix_ms(at);
-        c.error = a.error;
-        history_[i].push_back(std::move(c));
-      }
+    auto& c = ck.tasks[i];
+    t.status = c.status;
+    t.attempt = c.attempts;
+    t.exit_code = c.exit_code;
+    t.has_exit_code = c.has_exit_code;
+    t.started_ms = c.started_ms;
+    t.finished_ms = c.finished_ms;
     // A failed attempt waiting for its retry when the previous owner
     // stopped: the schedule goes on from the log (see start()).
-    if (s.status == task_status::running && s.retry_due_ms != 0) {
+    if (c.status == task_status::running && c.waiting) {
       t.waiting = true;
-      t.retry_due_ms = s.retry_due_ms;
+      t.retry_due_ms = c.retry_due_ms;
     }
+    if (c.worker_pid != 0)
+      workers_[i] = {c.attempts, c.worker_pid, c.worker_start};
+  }
+  for (auto& [i, e] : ck.errors)
+    if (i < n)
+      errors_[i] = e;
+  for (auto& [i, h] : ck.history) {
+    if (i >= n)
+      continue;
+    auto& out = history_[i];
+    for (auto& a : h)
+      out.push_back({a.started_ms, a.ended_ms, a.error});
   }
   for (auto& t : tasks_) {
     ++counts_[static_cast<int>(t.status)];
     if (!is_terminal(t.status))
       ++open_;
   }
+}
+
+run_checkpoint run_engine::checkpoint() const {
+  run_checkpoint ck;
+  ck.seq = seq_;
+  ck.status = status_;
+  ck.summary = summary_;
+  ck.tasks.resize(tasks_.size());
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto& t = tasks_[i];
+    auto& c = ck.tasks[i];
+    c.status = t.status;
+    c.has_exit_code = t.has_exit_code;
+    // Between attempts, as a replay of the log sees it (a retry whose timer
+    // fired but that was not dispatched yet is still waiting on disk).
+    c.waiting = t.status == task_status::running && (t.waiting || t.retry_ready);
+    c.retry_due_ms = c.waiting ? t.retry_due_ms : 0;
+    c.attempts = t.attempt;
+    c.exit_code = t.exit_code;
+    c.started_ms = t.started_ms;
+    c.finished_ms = t.finished_ms;
+  }
+  for (auto& [i, w] : workers_)
+    if (tasks_[i].status == task_status::running && tasks_[i].attempt == w.attempt
+        && !ck.tasks[i].waiting) {
+      ck.tasks[i].worker_pid = w.pid;
+      ck.tasks[i].worker_start = w.start;
+    }
+  ck.errors.reserve(errors_.size());
+  for (auto& [i, e] : errors_)
+    ck.errors.emplace_back(i, e);
+  std::sort(ck.errors.begin(), ck.errors.end());
+  for (auto& [i, h] : history_) {
+    if (h.empty())
+      continue;
+    auto& out = ck.history.emplace_back(i, std::vector<attempt_checkpoint>{}).second;
+    for (auto& a : h)
+      out.push_back({a.started_ms, a.ended_ms, a.error});
+  }
+  std::sort(ck.history.begin(), ck.history.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  return ck;
 }
 
 void run_engine::emit(std::string_view type, uint32_t task,
@@ -133,6 +187,7 @@ bool run_engine::worker_started(uint32_t index, uint32_t attempt, int32_t pid,
   auto& t = tasks_[index];
   if (t.status != task_status::running || t.attempt != attempt)
     return false;
+  workers_[index] = {attempt, pid, start_time};
   auto data = fmt::format(R"({{"attempt":{},"pid":{},"startTime":{}}})", attempt,
                           pid, start_time);
   emit("task.worker", index, {}, data, now_ms(), span_level::attempt);
@@ -170,11 +225,18 @@ void run_engine::emit_run_status(run_status st, std::string_view summary) {
 void run_engine::requeue(uint32_t i, clock::time_point now,
                          std::string_view message) {
   auto& t = tasks_[i];
-  // An attempt cut off by a crash ends here, as replay sees it.
-  if (auto h = history_.find(i); h != history_.end() && !h->second.empty()
-                                 && h->second.back().ended_ms == 0) {
-    h->second.back().ended_ms = unix_ms(now);
-    h->second.back().error = std::string{message};
+  workers_.erase(i);
+  auto& hist = history_[i];
+  if (t.attempt > hist.size() && t.started_ms != 0 && !t.waiting) {
+    // The last attempt lived in the task's own fields, which the requeue
+    // clears: keep it, ended by the crash (as replay sees it) or as it ended.
+    bool ended = is_terminal(t.status);
+    hist.push_back({t.started_ms, ended ? t.finished_ms : unix_ms(now),
+                    ended ? std::string{error_of(i)} : std::string{message}});
+  } else if (!hist.empty() && hist.back().ended_ms == 0) {
+    // An attempt cut off by a crash ends here, as replay sees it.
+    hist.back().ended_ms = unix_ms(now);
+    hist.back().error = std::string{message};
   }
   scratch_.clear();
   fmt::format_to(std::back_inserter(scratch_), R"({{"previousStatus":"{}"}})",
@@ -214,7 +276,8 @@ void run_engine::start(std::string_view summary, bool resume) {
   begin(summary);
 }
 
-void run_engine::start_recovered(std::string_view summary) {
+void run_engine::start_recovered(std::string_view summary,
+                                 uint64_t checkpoint_seq) {
   auto now = now_ms();
   auto from = seq_;
   std::vector<uint32_t> interrupted;
@@ -231,8 +294,9 @@ void run_engine::start_recovered(std::string_view summary) {
     interrupted.push_back(i);
   }
   emit("crew.run.resumed", no_task, "Recovered after the owning process died.",
-       fmt::format(R"({{"recoveredFromSeq":{},"resumableTasks":{}}})", from,
-                   interrupted.size()),
+       fmt::format(R"({{"recoveredFromSeq":{},"resumableTasks":{},)"
+                   R"("checkpointSeq":{}}})",
+                   from, interrupted.size(), checkpoint_seq),
        now);
   if (opts_.notes) {
     event_note n;
@@ -396,8 +460,7 @@ void run_engine::retry_due(uint32_t index) {
   auto& t = tasks_[index];
   if (!t.waiting || t.status != task_status::running)
     return;
-  t.waiting = false;
-  t.retry_due_ms = 0;
+  t.waiting = false; // retry_due_ms stays: the log still says "waiting"
   --waiting_;
   if (cancelling_ || done())
     return;
@@ -532,6 +595,7 @@ bool run_engine::on_result(const attempt_result& res) {
       || t.retry_ready)
     return false;
   auto now = now_ms();
+  workers_.erase(res.index);
   t.exit_code = res.exit_code;
   // A cancelled attempt's exit code is not the task's: replay ignores it.
   t.has_exit_code = res.exit_code >= 0 && !t.cancel_requested;
@@ -609,7 +673,7 @@ void run_engine::skip_dependents(uint32_t failed_index) {
   while (!stack.empty()) {
     auto i = stack.back();
     stack.pop_back();
-    for (auto d : dependents_[i]) {
+    for (auto d : dependents_of(i)) {
       if (tasks_[d].status != task_status::queued)
         continue;
       finish_task(d, task_status::skipped, message, data, now);
@@ -633,7 +697,7 @@ void run_engine::on_durable(uint64_t seq) {
       case task_status::completed:
         if (opts_.record_latency && t.ready_ns != 0)
           latencies_.push_back(static_cast<double>(ns - t.ready_ns) / 1e3);
-        for (auto d : dependents_[i]) {
+        for (auto d : dependents_of(i)) {
           auto& dt = tasks_[d];
           if (dt.remaining_deps > 0 && --dt.remaining_deps == 0
               && dt.status == task_status::queued && !cancelling_)

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include "messages/metrics.hpp"
 #include "messages/task.hpp"
 #include "runtime/retry_policy.hpp"
+#include "store/checkpoint.hpp"
 #include "store/correlation.hpp"
 #include "store/model.hpp"
 
@@ -66,14 +68,23 @@ public:
   /// Loads task states rebuilt from the log (for resume) before start().
   void load_states(const std::vector<task_state>& states);
 
+  /// Loads task states from a checkpoint (resume, recover): the compact
+  /// form `load_states` converts to.
+  void load_checkpoint(const run_checkpoint& ck);
+
+  /// The engine's state at `last_seq()`, for `checkpoint.bin`.
+  run_checkpoint checkpoint() const;
+
   /// Emits run.running and, when resuming, task.requeued for every task that
   /// is not completed. Computes the initial ready set.
   void start(std::string_view summary, bool resume);
 
   /// Crash recovery: like a resume, but only the interrupted attempts (tasks
   /// running when the owner died) are requeued; failed tasks stay failed.
-  /// Emits `crew.run.resumed {recoveredFromSeq, resumableTasks}` first.
-  void start_recovered(std::string_view summary);
+  /// Emits `crew.run.resumed {recoveredFromSeq, resumableTasks,
+  /// checkpointSeq}` first (`checkpoint_seq`: the checkpoint.bin the state
+  /// was loaded from, 0 after a full replay).
+  void start_recovered(std::string_view summary, uint64_t checkpoint_seq = 0);
 
   /// Appends the tasks to start now (bounded by free slots and the un-synced
   /// backlog) and emits their task.started events.
@@ -224,7 +235,14 @@ private:
   const std::vector<planned_task>& plan_;
   engine_options opts_;
   std::vector<task_runtime> tasks_;
-  std::vector<std::vector<uint32_t>> dependents_;
+  /// Dependents of task i: dependents_[dependents_at_[i] .. dependents_at_[i+1]).
+  std::vector<uint32_t> dependents_at_;
+  std::vector<uint32_t> dependents_;
+
+  std::span<const uint32_t> dependents_of(uint32_t i) const noexcept {
+    return {dependents_.data() + dependents_at_[i],
+            dependents_.data() + dependents_at_[i + 1]};
+  }
   std::unordered_map<uint32_t, std::string> errors_;
   std::deque<uint32_t> ready_;
   /// (seq of a terminal event, task index), in seq order.
@@ -241,6 +259,13 @@ private:
     std::string error;
   };
   std::unordered_map<uint32_t, std::vector<closed_attempt>> history_;
+  struct worker_pid {
+    uint32_t attempt = 0;
+    int32_t pid = 0;
+    uint64_t start = 0;
+  };
+  /// Worker processes of running attempts (from worker_started).
+  std::unordered_map<uint32_t, worker_pid> workers_;
   std::vector<std::pair<uint32_t, uint64_t>> retries_;
   /// (seq of the deadletter event, deadletter.jsonl line)
   std::deque<std::pair<uint64_t, std::string>> deadletters_;

@@ -28,7 +28,12 @@ struct run_setup {
   run_manifest manifest;
   run_paths paths;
   std::vector<planned_task> plan;
-  std::vector<task_state> states; ///< resume: states replayed from the log
+  /// resume, recover: the task states at the end of the log
+  run_checkpoint checkpoint;
+  /// The prefix of the log a replay validated (the journal skips it).
+  log_position trusted_log;
+  /// The seq of the checkpoint.bin that bounded the replay; 0: full replay.
+  uint64_t checkpoint_seq = 0;
   bool resume = false;
   bool recover = false; ///< crash recovery: requeue interrupted attempts only
   engine_options engine;
@@ -40,7 +45,8 @@ struct run_setup {
   std::string missing_command_error;
   sim_params sim;
   uint64_t sim_hang_timeout_ms = 1000; ///< a hung sim attempt fails after this
-  uint64_t snapshot_interval_ms = 1000;
+  uint64_t snapshot_interval_ms = 1000; ///< tasks.json + manifest.json
+  uint64_t checkpoint_interval_ms = 1000; ///< checkpoint.bin
   uint64_t max_run_ms = 0;             ///< limits.maxRunMinutes, 0 = none
   uint64_t kill_grace_ms = 3000;
   /// Consecutive dead heartbeat ticks before an attempt is killed and

@@ -193,6 +193,32 @@ std::string event_line(std::string_view type, std::string_view run_id,
   return out;
 }
 
+/// Writes plan.json and its binary mirror plan.bin (which recovery reads).
+void write_plan(const run_paths& paths, const std::vector<planned_task>& plan) {
+  auto json = plan_json(plan);
+  write_file_atomic(paths.plan(), json);
+  write_file_atomic(paths.plan_bin(), plan_bin(plan, json.size()));
+}
+
+/// The plan of a run: from plan.bin when it mirrors plan.json, else parsed
+/// from plan.json (and plan.bin written for the next time, best effort).
+std::vector<planned_task> load_plan(const run_paths& paths) {
+  std::error_code ec;
+  auto size = fs::file_size(paths.plan(), ec);
+  if (!ec)
+    if (auto plan = read_plan_bin(paths.plan_bin(), size))
+      return std::move(*plan);
+  auto plan = parse_plan(read_file(paths.plan()), paths.plan().string());
+  if (!ec) {
+    try {
+      write_file_atomic(paths.plan_bin(), plan_bin(plan, size));
+    } catch (const std::exception&) {
+      // a cache: the next recovery parses plan.json again
+    }
+  }
+  return plan;
+}
+
 void write_snapshots(const run_paths& paths, const run_manifest& m,
                      const std::vector<planned_task>& plan,
                      const std::vector<task_state>& states) {
@@ -204,8 +230,9 @@ void write_snapshots(const run_paths& paths, const run_manifest& m,
 /// `task.worker` events of attempts that never finished), so that no worker
 /// of a cancelled or resumed run keeps running. A pid whose start time does
 /// not match was reused by an unrelated process and is left alone.
-void kill_orphaned_workers(const replay_state& replay) {
-  for (auto& t : replay.tasks) {
+template <class Tasks>
+void kill_orphaned_workers(const Tasks& tasks) {
+  for (auto& t : tasks) {
     if (t.status != task_status::running || t.worker_pid <= 0)
       continue;
     if (process_alive(t.worker_pid)
@@ -217,7 +244,12 @@ void kill_orphaned_workers(const replay_state& replay) {
 /// Appends to deadletter.jsonl the entries of `crew.task.deadletter` events
 /// that a crash kept out of the file (the run actor writes the file after
 /// the events are durable, without an fsync of its own).
-void repair_deadletters(const run_paths& paths, std::string_view run_id) {
+/// `events` are the log's `crew.task.deadletter` events (all of them, or
+/// those after a checkpoint, whose earlier entries are known to be on disk).
+void repair_deadletters(const run_paths& paths, std::string_view run_id,
+                        const std::vector<tail_report::deadletter_event>& events) {
+  if (events.empty())
+    return;
   std::map<std::string, int> in_file; // "<task>|<reason>|<attempts>" -> count
   // A torn last entry is skipped: rewritten below since its event is durable.
   for (auto& j : read_deadletters(paths.deadletter(), [](size_t) {}))
@@ -225,16 +257,14 @@ void repair_deadletters(const run_paths& paths, std::string_view run_id) {
                           j.value("attempts", 0))];
   std::string missing;
   auto trace = correlation::for_run(run_id).trace_hex();
-  for_each_event(paths.events(), [&](const event_view& ev) {
-    if (ev.type != "crew.task.deadletter")
-      return;
-    auto data = nlohmann::json::parse(ev.data_raw, nullptr, false);
+  for (auto& ev : events) {
+    auto data = nlohmann::json::parse(ev.data, nullptr, false);
     if (data.is_discarded())
-      return;
+      continue;
     auto key = fmt::format("{}|{}|{}", ev.task_id, data.value("reason", ""),
                            data.value("attempts", 0));
     if (in_file[key]-- > 0)
-      return;
+      continue;
     nlohmann::json line{{"taskId", ev.task_id},
                         {"runId", run_id},
                         {"reason", data.value("reason", "")},
@@ -243,9 +273,20 @@ void repair_deadletters(const run_paths& paths, std::string_view run_id) {
                         {"timestamp", ev.time},
                         {"traceId", trace}};
     missing += line.dump() + "\n";
-  });
+  }
   if (!missing.empty())
     append_file(paths.deadletter(), missing);
+}
+
+/// The `crew.task.deadletter` events of the whole log.
+std::vector<tail_report::deadletter_event> deadletter_events(const run_paths& paths) {
+  std::vector<tail_report::deadletter_event> out;
+  for_each_event(paths.events(), [&](const event_view& ev) {
+    if (ev.type == "crew.task.deadletter")
+      out.push_back({std::string{ev.task_id}, std::string{ev.time},
+                     std::string{ev.data_raw}});
+  });
+  return out;
 }
 
 /// Rewrites manifest.json and tasks.json from a fresh replay after events
@@ -328,6 +369,7 @@ void apply_config(run_setup& setup, const crew_config& cfg) {
   retry.retryable_errors = rel.retry_policy.retryable_errors.value_or(
     std::vector<std::string>{});
   setup.snapshot_interval_ms = cfg.store.snapshot_interval_ms;
+  setup.checkpoint_interval_ms = cfg.store.snapshot_interval_ms;
   setup.fsync = to_policy(cfg.store.fsync);
   if (cfg.limits.max_run_minutes)
     setup.max_run_ms = uint64_t{*cfg.limits.max_run_minutes} * 60'000;
@@ -502,7 +544,7 @@ run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
   fs::create_directories(setup->paths.state_dir);
   fs::create_directories(setup->paths.artifacts_dir);
   setup->lock = acquire_lock(setup->paths.lock(), run_id);
-  write_file_atomic(setup->paths.plan(), plan_json(setup->plan));
+  write_plan(setup->paths, setup->plan);
   write_file_atomic(setup->paths.artifacts_dir / "goal.md", goal + "\n");
   {
     auto log = event_log_writer::open(setup->paths.events());
@@ -542,6 +584,83 @@ run_view load_run(const fs::path& crew_root, std::string_view run_id) {
   return view;
 }
 
+namespace {
+
+/// A run's state at the end of its log, for resume and recovery.
+struct resume_view {
+  run_manifest manifest;
+  std::vector<planned_task> plan;
+  run_checkpoint state;      ///< after the last event
+  log_position trusted;      ///< the prefix of the log known to be valid
+  uint64_t checkpoint_seq = 0; ///< checkpoint.bin used, 0: full replay
+  /// The log's deadletter events not known to be in deadletter.jsonl.
+  std::vector<tail_report::deadletter_event> deadletters;
+};
+
+/// Loads a run for resume: checkpoint.bin plus the events after it when
+/// they fit together (the cost then follows the tail, not the run), else a
+/// replay of the whole log. The plan is built on a second thread meanwhile:
+/// the tail's task ids are resolved from plan.bin directly.
+resume_view load_for_resume(const run_paths& paths) {
+  resume_view v;
+  v.manifest = parse_manifest(read_file(paths.manifest()),
+                              paths.manifest().string());
+  std::exception_ptr plan_error;
+  std::thread loader{[&] {
+    try {
+      v.plan = load_plan(paths);
+    } catch (...) {
+      plan_error = std::current_exception();
+    }
+  }};
+  struct joiner {
+    std::thread& t;
+    ~joiner() {
+      if (t.joinable())
+        t.join();
+    }
+  } join_on_exit{loader};
+  auto plan_ready = [&] {
+    if (loader.joinable())
+      loader.join();
+    if (plan_error)
+      std::rethrow_exception(plan_error);
+  };
+  std::error_code ec;
+  auto plan_json_size = fs::file_size(paths.plan(), ec);
+  auto ck = read_checkpoint(paths.checkpoint());
+  if (ck && !ec)
+    if (auto end = find_seq_end(paths.events(), ck->seq)) {
+      auto lines = ck->seq;
+      auto rep = replay_tail(paths.events(), *end, [&](task_id_map& ids) {
+        if (!resolve_plan_bin_ids(paths.plan_bin(), plan_json_size, ids)) {
+          plan_ready();
+          for (uint32_t i = 0; i < v.plan.size(); ++i)
+            if (auto pos = ids.find(v.plan[i].id); pos != ids.end())
+              pos->second = std::min(pos->second, i);
+        }
+      }, *ck);
+      plan_ready();
+      if (ck->tasks.size() == v.plan.size()) {
+        v.checkpoint_seq = lines;
+        v.state = std::move(*ck);
+        v.trusted = {rep.valid_end, v.state.seq, lines + rep.events};
+        v.deadletters = std::move(rep.deadletters);
+        return v;
+      }
+    }
+  plan_ready();
+  v.deadletters = deadletter_events(paths);
+  auto replay = replay_log(paths.events(), v.plan);
+  v.state = make_checkpoint(replay.tasks);
+  v.state.seq = replay.last_seq;
+  v.state.status = replay.status;
+  v.state.summary = std::move(replay.summary);
+  return v;
+}
+
+} // namespace
+
 void hand_over_run_lock(const run_setup& setup, int pid) {
   auto lock = std::static_pointer_cast<run_lock>(setup.lock);
   if (!lock)
@@ -575,23 +694,24 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
       std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
   }
-  auto view = load_run(ctx.crew_root, run_id);
-  if (mode == resume_mode::start_queued && view.replay.status != run_status::queued)
+  auto view = load_for_resume(paths);
+  auto status = view.state.status;
+  if (mode == resume_mode::start_queued && status != run_status::queued)
     throw input_error(fmt::format("run '{}' is {}, not queued: nothing to start",
-                                  run_id, to_string(view.replay.status)));
-  if (mode == resume_mode::recover && view.replay.status != run_status::running)
+                                  run_id, to_string(status)));
+  if (mode == resume_mode::recover && status != run_status::running)
     throw input_error(fmt::format(
       "run '{}' is not interrupted (it is {}): nothing to recover", run_id,
-      to_string(view.replay.status)));
+      to_string(status)));
   bool work_left = false;
-  for (auto& t : view.replay.tasks)
+  for (auto& t : view.state.tasks)
     work_left = work_left || t.status != task_status::completed;
-  if (!work_left && view.replay.status == run_status::completed)
+  if (!work_left && status == run_status::completed)
     throw input_error(fmt::format(
       "run '{}' already completed: nothing to resume", run_id));
-  kill_orphaned_workers(view.replay);
+  kill_orphaned_workers(view.state.tasks);
   drop_stale_requests(paths);
-  repair_deadletters(paths, run_id);
+  repair_deadletters(paths, run_id, view.deadletters);
   auto setup = std::make_shared<run_setup>();
   setup->paths = make_run_paths(ctx.crew_root, run_id);
   setup->manifest = view.manifest;
@@ -599,8 +719,10 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   m.owner_pid = ::getpid();
   m.owner_start = process_start_time(static_cast<int>(m.owner_pid));
   setup->plan = std::move(view.plan);
-  setup->manifest.seq = view.replay.last_seq;
-  setup->states = std::move(view.replay.tasks);
+  setup->manifest.seq = view.state.seq;
+  setup->checkpoint = std::move(view.state);
+  setup->trusted_log = view.trusted;
+  setup->checkpoint_seq = view.checkpoint_seq;
   setup->resume = mode == resume_mode::resume;
   setup->recover = mode == resume_mode::recover;
   if (m.runtime_mode == "sim") {
@@ -674,7 +796,7 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   auto replay = replay_log(paths.events(), view.plan);
   if (is_terminal(replay.status)) // another process finished it meanwhile
     return cancel_outcome::already_terminal;
-  kill_orphaned_workers(replay);
+  kill_orphaned_workers(replay.tasks);
   auto seq = log.last_seq();
   std::string bytes;
   const char* reason = "Run cancelled by user request.";
@@ -746,7 +868,7 @@ deadletter_outcome deadletter_task(const fs::path& crew_root,
   drop_stale_requests(paths);
   auto log = event_log_writer::open(paths.events());
   auto replay = replay_log(paths.events(), view.plan);
-  kill_orphaned_workers(replay);
+  kill_orphaned_workers(replay.tasks);
   auto& t = replay.tasks[index];
   auto seq = log.last_seq();
   const char* text = "Deadlettered by hand.";
@@ -830,7 +952,7 @@ void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
     throw input_error(fmt::format(
       "run '{}' is not interrupted any more (it is {}): nothing to decline",
       run_id, to_string(replay.status)));
-  kill_orphaned_workers(replay);
+  kill_orphaned_workers(replay.tasks);
   auto seq = log.last_seq();
   auto from = seq;
   const char* reason = "interrupted-not-resumed";
@@ -895,7 +1017,7 @@ run_setup_ptr prepare_loadtest(const fs::path& crew_root,
   setup->fsync = opts.fsync;
   fs::create_directories(setup->paths.state_dir);
   setup->lock = acquire_lock(setup->paths.lock(), run_id);
-  write_file_atomic(setup->paths.plan(), plan_json(setup->plan));
+  write_plan(setup->paths, setup->plan);
   {
     auto log = event_log_writer::open(setup->paths.events());
     auto data = fmt::format(R"({{"team":"loadtest","workflow":"{}","taskCount":{}}})",

@@ -1,5 +1,6 @@
 #include "store/event_log.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -100,7 +101,8 @@ namespace {
 
 } // namespace
 
-event_log_writer event_log_writer::open(const fs::path& path) {
+event_log_writer event_log_writer::open(const fs::path& path,
+                                        log_position trusted) {
   event_log_writer result;
   result.path_ = path;
   auto dir = path.parent_path();
@@ -124,25 +126,28 @@ event_log_writer event_log_writer::open(const fs::path& path) {
     fsync_directory(dir);
     return result;
   }
-  // Validate every line and find the last seq; cut a torn tail.
-  auto buf = detail::load_padded(path);
+  // Validate every line after the trusted prefix and find the last seq; cut
+  // a torn tail.
+  auto buf = detail::load_padded(path, trusted.offset);
   simdjson::ondemand::parser parser;
   auto res = detail::scan_events(
       parser, buf.data(), buf.size(), buf.size() + simdjson::SIMDJSON_PADDING,
-      path.string(), true, 0, [](const event_view&) {});
-  result.last_seq_ = res.last_seq;
-  result.bytes_ = buf.size();
+      path.string(), true, 0, static_cast<size_t>(trusted.lines),
+      [](const event_view&) {});
+  result.last_seq_ = std::max(trusted.seq, res.last_seq);
+  result.bytes_ = trusted.offset + buf.size();
   if (res.torn_tail) {
     auto& r = result.repair_;
     r.repaired = true;
     r.truncated_bytes = buf.size() - res.valid_end;
     r.line = res.torn_line;
     r.reason = std::move(res.torn_reason);
-    if (::ftruncate(fd, static_cast<off_t>(res.valid_end)) != 0)
+    auto valid_end = trusted.offset + res.valid_end;
+    if (::ftruncate(fd, static_cast<off_t>(valid_end)) != 0)
       fail("cannot truncate torn tail of", path, errno);
     if (::fdatasync(fd) != 0)
       fail("cannot fdatasync", path, errno);
-    result.bytes_ = res.valid_end;
+    result.bytes_ = valid_end;
   }
   return result;
 }

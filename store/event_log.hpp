@@ -61,6 +61,14 @@ struct repair_info {
   std::string reason;           ///< e.g. "no trailing newline"
 };
 
+/// A prefix of a log that a replay has already validated: `open` checks only
+/// the bytes after it.
+struct log_position {
+  uint64_t offset = 0; ///< bytes of the prefix (ends with a complete line)
+  uint64_t seq = 0;    ///< the last seq in the prefix
+  uint64_t lines = 0;  ///< lines in the prefix (for line numbers in errors)
+};
+
 /// The single appender of one `events.jsonl`. Owns the file descriptor
 /// (opened with O_APPEND); move-only. Appends are plain `write` calls;
 /// durability is the caller's choice through `sync` (see `fsync_policy`).
@@ -72,7 +80,9 @@ public:
   /// the last complete valid line) and described by `repair()`. A damaged
   /// line followed by more lines throws
   /// `input_error(errc::corrupt_log, "<path>:<line>: unparsable event (…)")`.
-  static event_log_writer open(const std::filesystem::path& path);
+  /// With a `trusted` prefix, only what follows it is read and checked.
+  static event_log_writer open(const std::filesystem::path& path,
+                               log_position trusted = {});
 
   event_log_writer(event_log_writer&& other) noexcept;
   event_log_writer& operator=(event_log_writer&& other) noexcept;

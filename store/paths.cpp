@@ -29,6 +29,14 @@ fs::path run_paths::plan() const {
   return state_dir / "plan.json";
 }
 
+fs::path run_paths::plan_bin() const {
+  return state_dir / "plan.bin";
+}
+
+fs::path run_paths::checkpoint() const {
+  return state_dir / "checkpoint.bin";
+}
+
 fs::path run_paths::deadletter() const {
   return state_dir / "deadletter.jsonl";
 }

@@ -28,6 +28,13 @@ struct run_paths {
   /// `<state_dir>/plan.json`: the immutable task graph.
   std::filesystem::path plan() const;
 
+  /// `<state_dir>/plan.bin`: plan.json in binary (a cache for recovery).
+  std::filesystem::path plan_bin() const;
+
+  /// `<state_dir>/checkpoint.bin`: task states at a durable seq (a cache
+  /// that bounds the replay of recovery).
+  std::filesystem::path checkpoint() const;
+
   /// `<state_dir>/deadletter.jsonl`.
   std::filesystem::path deadletter() const;
 

@@ -17,7 +17,8 @@ namespace crew {
 
 namespace detail {
 
-simdjson::padded_string load_padded(const std::filesystem::path& path) {
+simdjson::padded_string load_padded(const std::filesystem::path& path,
+                                    uint64_t offset) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -36,11 +37,13 @@ simdjson::padded_string load_padded(const std::filesystem::path& path) {
         fmt::format("cannot stat {}: {}", path.string(), std::strerror(errno)));
   // Only the bytes present at fstat time: a concurrent appender can only add
   // complete lines after them.
-  auto size = static_cast<size_t>(st.st_size);
+  auto total = static_cast<uint64_t>(st.st_size);
+  auto size = static_cast<size_t>(total > offset ? total - offset : 0);
   simdjson::padded_string buf(size);
   size_t got = 0;
   while (got < size) {
-    auto n = ::read(fd, buf.data() + got, size - got);
+    auto n = ::pread(fd, buf.data() + got, size - got,
+                     static_cast<off_t>(offset + got));
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -171,11 +174,12 @@ simdjson::error_code parse_event_line(simdjson::ondemand::parser& parser,
 read_report for_each_event(const std::filesystem::path& path,
                            const std::function<void(const event_view&)>& fn,
                            read_options opts) {
-  auto buf = detail::load_padded(path);
+  auto buf = detail::load_padded(path, opts.start_offset);
   simdjson::ondemand::parser parser;
   auto res = detail::scan_events(
       parser, buf.data(), buf.size(), buf.size() + simdjson::SIMDJSON_PADDING,
-      path.string(), opts.tolerate_torn_tail, opts.since_seq, fn);
+      path.string(), opts.tolerate_torn_tail, opts.since_seq, opts.start_line,
+      fn);
   return read_report{res.events, res.last_seq, res.torn_tail, res.torn_line};
 }
 
@@ -260,14 +264,56 @@ bool quick_exit_code(std::string_view data, int64_t& code, bool& found) {
   return true;
 }
 
+/// Where a replay finds task states: all of them (`dense_tasks`), or the
+/// few a log tail touches on top of a checkpoint (`tail_tasks`).
+class task_store {
+public:
+  virtual ~task_store() = default;
+  /// The plan index of `id`, or -1.
+  virtual int64_t find(std::string_view id) = 0;
+  virtual task_state& at(uint32_t i) = 0;
+  /// Terminal events seen for task `i` since its last requeue.
+  virtual uint32_t& terminals(uint32_t i) = 0;
+  /// The id of task `i` (for messages).
+  virtual std::string_view id_of(uint32_t i) = 0;
+};
+
+class dense_tasks final : public task_store {
+public:
+  dense_tasks(const std::vector<planned_task>& plan, replay_state& st)
+      : plan_(plan), index_(plan), tasks_(st.tasks) {
+    tasks_.assign(plan.size(), task_state{});
+    terminal_.assign(plan.size(), 0);
+  }
+
+  int64_t find(std::string_view id) override {
+    return index_.find(id);
+  }
+
+  task_state& at(uint32_t i) override {
+    return tasks_[i];
+  }
+
+  uint32_t& terminals(uint32_t i) override {
+    return terminal_[i];
+  }
+
+  std::string_view id_of(uint32_t i) override {
+    return plan_[i].id;
+  }
+
+private:
+  const std::vector<planned_task>& plan_;
+  task_index index_;
+  std::vector<task_state>& tasks_;
+  std::vector<uint32_t> terminal_;
+};
+
 class replayer {
 public:
-  replayer(const std::vector<planned_task>& plan, replay_state& st,
-           const char* buf_end)
-      : st_(st), buf_end_(buf_end), index_(plan) {
-    plan_ = &plan;
-    st_.tasks.assign(plan.size(), task_state{});
-    terminal_.assign(plan.size(), 0);
+  replayer(task_store& tasks, replay_state& st, const char* buf_end)
+      : st_(st), buf_end_(buf_end), tasks_(tasks) {
+    // nop
   }
 
   void operator()(const event_view& ev) {
@@ -303,13 +349,13 @@ private:
   // A failed attempt that will be retried: the attempt ends with its error,
   // the task stays running until the next task.started.
   void on_retry(const event_view& ev) {
-    auto found = index_.find(ev.task_id);
+    auto found = tasks_.find(ev.task_id);
     if (found < 0) {
       st_.violations.push_back(fmt::format("line {}: {} for unknown task '{}'",
                                            ev.line, ev.type, ev.task_id));
       return;
     }
-    auto& t = st_.tasks[static_cast<uint32_t>(found)];
+    auto& t = tasks_.at(static_cast<uint32_t>(found));
     close_attempt(t, ev, ev.message);
     t.error.assign(ev.message);
     t.worker_pid = 0;
@@ -350,14 +396,14 @@ private:
       k = worker;
     else
       return; // task.progress and friends carry no state
-    auto found = index_.find(ev.task_id);
+    auto found = tasks_.find(ev.task_id);
     if (found < 0) {
       st_.violations.push_back(fmt::format("line {}: {} for unknown task '{}'",
                                            ev.line, ev.type, ev.task_id));
       return;
     }
     auto idx = static_cast<uint32_t>(found);
-    auto& t = st_.tasks[idx];
+    auto& t = tasks_.at(idx);
     if (k != started && k != worker) {
       t.worker_pid = 0;
       t.worker_start = 0;
@@ -402,7 +448,7 @@ private:
       case requeued:
         // An attempt cut off by a crash ends here, with the requeue's reason.
         close_attempt(t, ev, ev.message);
-        terminal_[idx] = 0;
+        tasks_.terminals(idx) = 0;
         t.status = task_status::queued;
         t.started_at.clear();
         t.finished_at.clear();
@@ -414,10 +460,10 @@ private:
   }
 
   void terminal(uint32_t idx, const event_view& ev) {
-    if (++terminal_[idx] == 2)
+    if (++tasks_.terminals(idx) == 2)
       st_.violations.push_back(
           fmt::format("task '{}': 2 terminal events (second: {} at line {})",
-                      (*plan_)[idx].id, ev.type, ev.line));
+                      tasks_.id_of(idx), ev.type, ev.line));
   }
 
   static void close_attempt(task_state& t, const event_view& ev,
@@ -476,10 +522,63 @@ private:
 
   replay_state& st_;
   const char* buf_end_;
-  const std::vector<planned_task>* plan_ = nullptr;
-  task_index index_;
-  std::vector<uint32_t> terminal_;
+  task_store& tasks_;
   simdjson::ondemand::parser data_parser_;
+};
+
+/// The tasks a log tail touches, taken from a checkpoint on first use.
+class tail_tasks final : public task_store {
+public:
+  tail_tasks(const run_checkpoint& ck,
+             std::unordered_map<std::string, uint32_t> ids)
+      : ck_(ck), ids_(std::move(ids)) {
+    // nop
+  }
+
+  int64_t find(std::string_view id) override {
+    auto i = ids_.find(std::string{id});
+    return i == ids_.end() ? -1 : static_cast<int64_t>(i->second);
+  }
+
+  task_state& at(uint32_t i) override {
+    return entry(i).state;
+  }
+
+  uint32_t& terminals(uint32_t i) override {
+    return entry(i).terminals;
+  }
+
+  std::string_view id_of(uint32_t i) override {
+    for (auto& [id, idx] : ids_)
+      if (idx == i)
+        return id;
+    return {};
+  }
+
+  /// Writes the touched tasks back into `ck`.
+  void store(run_checkpoint& ck) const {
+    for (auto& [i, e] : touched_)
+      set_checkpoint_task(ck, i, e.state);
+  }
+
+private:
+  struct touched {
+    task_state state;
+    uint32_t terminals = 0;
+  };
+
+  touched& entry(uint32_t i) {
+    auto [pos, added] = touched_.try_emplace(i);
+    if (added) {
+      pos->second.state = checkpoint_task_state(ck_, i);
+      pos->second.terminals = is_terminal(pos->second.state.status) ? 1 : 0;
+    }
+    return pos->second;
+  }
+
+  const run_checkpoint& ck_;
+  std::unordered_map<std::string, uint32_t> ids_;
+  std::unordered_map<uint32_t, touched> touched_;
 };
 
 } // namespace
@@ -489,13 +588,97 @@ replay_state replay_log(const std::filesystem::path& events,
   auto buf = detail::load_padded(events);
   replay_state st;
   const char* buf_end = buf.data() + buf.size() + simdjson::SIMDJSON_PADDING;
-  replayer r{plan, st, buf_end};
+  dense_tasks tasks{plan, st};
+  replayer r{tasks, st, buf_end};
   simdjson::ondemand::parser parser;
   auto res = detail::scan_events(parser, buf.data(), buf.size(),
                                  buf.size() + simdjson::SIMDJSON_PADDING,
-                                 events.string(), true, 0, r);
+                                 events.string(), true, 0, 0, r);
   st.torn_tail = res.torn_tail;
   return st;
+}
+
+namespace {
+
+/// Collects the values of `"taskId":"…"` in the lines of `text` without
+/// parsing them; false when a value holds an escape (then the caller parses
+/// properly). Extra ids (a nested "taskId" key) only cost a lookup.
+bool tail_task_ids(std::string_view text,
+                   std::unordered_map<std::string, uint32_t>& ids) {
+  constexpr std::string_view key = R"("taskId":")";
+  size_t pos = 0;
+  while ((pos = text.find(key, pos)) != std::string_view::npos) {
+    auto first = pos + key.size();
+    auto last = text.find('"', first);
+    if (last == std::string_view::npos)
+      return false;
+    auto id = text.substr(first, last - first);
+    if (id.find('\\') != std::string_view::npos)
+      return false;
+    ids.emplace(id, UINT32_MAX);
+    pos = last + 1;
+  }
+  return true;
+}
+
+} // namespace
+
+tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
+                        const std::vector<planned_task>& plan,
+                        run_checkpoint& ck) {
+  return replay_tail(events, offset, [&](task_id_map& ids) {
+    size_t unresolved = ids.size();
+    for (uint32_t i = 0; i < plan.size() && unresolved > 0; ++i)
+      if (auto pos = ids.find(plan[i].id);
+          pos != ids.end() && pos->second == UINT32_MAX) {
+        pos->second = i;
+        --unresolved;
+      }
+  }, ck);
+}
+
+tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
+                        const std::function<void(task_id_map&)>& resolve,
+                        run_checkpoint& ck) {
+  auto buf = detail::load_padded(events, offset);
+  auto cap = buf.size() + simdjson::SIMDJSON_PADDING;
+  auto line_base = static_cast<size_t>(ck.seq);
+  simdjson::ondemand::parser parser;
+  // First the task ids the tail names, then their plan indices in one pass
+  // over the plan: no index of all task ids is built.
+  std::unordered_map<std::string, uint32_t> ids;
+  if (!tail_task_ids(std::string_view{buf.data(), buf.size()}, ids))
+    detail::scan_events(parser, buf.data(), buf.size(), cap, events.string(),
+                        true, 0, line_base, [&](const event_view& ev) {
+                          if (!ev.task_id.empty())
+                            ids.emplace(ev.task_id, UINT32_MAX);
+                        });
+  resolve(ids);
+  std::erase_if(ids, [&](const auto& x) { return x.second >= ck.tasks.size(); });
+  replay_state st;
+  st.status = ck.status;
+  st.summary = ck.summary;
+  st.last_seq = ck.seq;
+  tail_tasks tasks{ck, std::move(ids)};
+  replayer r{tasks, st, buf.data() + cap};
+  tail_report rep;
+  auto res = detail::scan_events(
+    parser, buf.data(), buf.size(), cap, events.string(), true, 0, line_base,
+    [&](const event_view& ev) {
+      r(ev);
+      if (ev.type == "crew.task.deadletter")
+        rep.deadletters.push_back(
+          {std::string{ev.task_id}, std::string{ev.time}, std::string{ev.data_raw}});
+    });
+  tasks.store(ck);
+  ck.seq = st.last_seq;
+  ck.status = st.status;
+  ck.summary = std::move(st.summary);
+  rep.events = st.events;
+  rep.valid_end = offset + res.valid_end;
+  rep.torn_tail = res.torn_tail;
+  rep.violations = std::move(st.violations);
+  return rep;
 }
 
 } // namespace crew

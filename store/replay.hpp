@@ -5,8 +5,10 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "store/checkpoint.hpp"
 #include "store/model.hpp"
 
 namespace crew {
@@ -33,6 +35,10 @@ struct read_options {
   /// Ignore a torn final line (reported in `read_report`) instead of throwing
   /// `errc::corrupt_log`.
   bool tolerate_torn_tail = true;
+  /// Start reading at this byte offset (the start of a line), with
+  /// `start_line` lines before it (for line numbers in errors).
+  uint64_t start_offset = 0;
+  size_t start_line = 0;
 };
 
 /// What a read saw.
@@ -86,5 +92,40 @@ struct replay_state {
 /// requeue and seq gaps become `violations`. Throws like `for_each_event`.
 replay_state replay_log(const std::filesystem::path& events,
                         const std::vector<planned_task>& plan);
+
+/// What `replay_tail` saw.
+struct tail_report {
+  uint64_t events = 0;     ///< events replayed
+  uint64_t valid_end = 0;  ///< byte offset past the last valid line
+  bool torn_tail = false;
+  std::vector<std::string> violations; ///< as in `replay_state`
+  /// The `crew.task.deadletter` events of the tail.
+  struct deadletter_event {
+    std::string task_id;
+    std::string time;
+    std::string data; ///< raw JSON of `data`
+  };
+  std::vector<deadletter_event> deadletters;
+};
+
+/// Replays the events of the log at `events` from byte `offset` (just past
+/// the line of the event `ck.seq`) onto `ck`, with the rules of
+/// `replay_log`: afterwards `ck` describes the whole log. Only the tasks
+/// the tail names are touched, so the cost follows the tail, not the run.
+/// Throws like `for_each_event` (line numbers count `ck.seq` lines before
+/// `offset`).
+tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
+                        const std::vector<planned_task>& plan,
+                        run_checkpoint& ck);
+
+/// Task id -> plan index (UINT32_MAX: not resolved).
+using task_id_map = std::unordered_map<std::string, uint32_t>;
+
+/// Like `replay_tail` with a plan, where `resolve` sets the plan index of
+/// each task id the tail names (ids left unresolved are unknown tasks), so
+/// the plan need not be in memory yet (see `resolve_plan_bin_ids`).
+tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
+                        const std::function<void(task_id_map&)>& resolve,
+                        run_checkpoint& ck);
 
 } // namespace crew

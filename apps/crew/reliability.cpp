@@ -111,21 +111,30 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
     } else if (apply) {
       auto node = node_options_for(ctx);
       auto setup = prepare_resume(ctx, p.run_id, resume_mode::recover);
-      if (p.resumable_tasks.empty() && p.preserved_tasks.empty()) {
-        for (size_t i = 0; i < setup->plan.size(); ++i) {
-          auto& t = setup->states[i];
-          if (t.status == task_status::running && t.retry_due_ms == 0)
-            p.resumable_tasks.push_back(setup->plan[i].id);
+      // The plan is what the run's state was when recovery began; it is
+      // listed after the run (ids of a large run take a while to copy, and
+      // the first dispatch should not wait for them).
+      bool describe = p.resumable_tasks.empty() && p.preserved_tasks.empty();
+      std::vector<uint32_t> resumable, preserved;
+      if (describe) {
+        for (uint32_t i = 0; i < setup->plan.size(); ++i) {
+          auto& t = setup->checkpoint.tasks[i];
+          if (t.status == task_status::running && !t.waiting)
+            resumable.push_back(i);
           else if (is_terminal(t.status))
-            p.preserved_tasks.push_back(setup->plan[i].id);
+            preserved.push_back(i);
         }
         p.last_event_seq = setup->manifest.seq;
       }
       run_progress final;
       {
         crew::runtime rt{node};
-        final = rt.execute(std::move(setup));
+        final = rt.execute(setup);
       }
+      for (auto i : resumable)
+        p.resumable_tasks.push_back(setup->plan[i].id);
+      for (auto i : preserved)
+        p.preserved_tasks.push_back(setup->plan[i].id);
       action = "applied";
       status = final.status;
       if (final.status != "completed")

@@ -17,9 +17,11 @@
 
 namespace crew::detail {
 
-/// Reads the whole file into a simdjson-padded buffer. Throws
-/// `input_error(errc::not_found)` for a missing file, `io_error` otherwise.
-simdjson::padded_string load_padded(const std::filesystem::path& path);
+/// Reads the file from byte `offset` to its end into a simdjson-padded
+/// buffer. Throws `input_error(errc::not_found)` for a missing file,
+/// `io_error` otherwise.
+simdjson::padded_string load_padded(const std::filesystem::path& path,
+                                    uint64_t offset = 0);
 
 /// Parses one event line `[p, p + n)` whose buffer is readable up to
 /// `p + cap` (cap >= n + SIMDJSON_PADDING). Fills `ev` (but not `ev.line`).
@@ -54,16 +56,18 @@ inline bool is_blank_tail(const char* first, const char* last) noexcept {
 
 /// Walks the lines of `buf[0, len)` (readable up to `cap` bytes), calling
 /// `fn(const event_view&)` for every valid event with `seq > since_seq`.
+/// `line_base` lines precede the buffer in the file (for line numbers).
 /// Throws `corrupt_log` for a damaged middle line, and for a torn tail
 /// unless `tolerate_torn_tail`.
 template <class F>
 scan_result scan_events(simdjson::ondemand::parser& parser, const char* buf,
                         size_t len, size_t cap, const std::string& path_text,
-                        bool tolerate_torn_tail, uint64_t since_seq, F&& fn) {
+                        bool tolerate_torn_tail, uint64_t since_seq,
+                        size_t line_base, F&& fn) {
   scan_result res;
   event_view ev;
   size_t pos = 0;
-  size_t line = 0;
+  size_t line = line_base;
   while (pos < len) {
     ++line;
     const char* first = buf + pos;

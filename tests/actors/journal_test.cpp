@@ -63,7 +63,8 @@ struct journal_fixture {
                                         const fs::path& path) {
     caf::scoped_actor self{sys};
     std::pair<uint64_t, std::string> out{0, "<none>"};
-    self->request(j, caf::infinite, caf::open_atom_v, id, path.string())
+    self->request(j, caf::infinite, caf::open_atom_v, id, path.string(),
+                  uint64_t{0}, uint64_t{0}, uint64_t{0})
       .receive(
         [&](uint64_t seq, std::string& note) {
           out = {seq, std::move(note)};
@@ -201,7 +202,7 @@ TEST_CASE_FIXTURE(journal_fixture,
   caf::scoped_actor self{sys};
   bool failed = false;
   self->request(j, caf::infinite, caf::open_atom_v, std::string{run_id},
-                log.string())
+                log.string(), uint64_t{0}, uint64_t{0}, uint64_t{0})
     .receive([&](uint64_t, std::string&) {},
              [&](const caf::error&) { failed = true; });
   CHECK(failed);

@@ -217,3 +217,62 @@ TEST_CASE("engine retry: a late second result for an attempt in backoff is ignor
   CHECK_FALSE(r.eng.on_result(late));
   CHECK(r.eng.take_retries().size() == 1);
 }
+
+TEST_CASE("engine checkpoint: equals a replay of the durable log and restores "
+          "the same task states") {
+  rig r{6, policy(3)};
+  auto compare = [&](const char* when) {
+    INFO(when);
+    r.sync();
+    auto rs = r.replay();
+    auto from_log = make_checkpoint(rs.tasks);
+    auto ck = r.eng.checkpoint();
+    CHECK_EQ(ck.seq, rs.last_seq);
+    CHECK(ck.status == rs.status);
+    REQUIRE_EQ(ck.tasks.size(), from_log.tasks.size());
+    for (uint32_t i = 0; i < ck.tasks.size(); ++i) {
+      INFO("task ", i);
+      auto a = checkpoint_task_state(ck, i);
+      auto b = checkpoint_task_state(from_log, i);
+      CHECK(a.status == b.status);
+      CHECK_EQ(a.started_at, b.started_at);
+      CHECK_EQ(a.finished_at, b.finished_at);
+      CHECK_EQ(a.error, b.error);
+      CHECK_EQ(a.retry_due_ms, b.retry_due_ms);
+      REQUIRE_EQ(a.attempts.size(), b.attempts.size());
+      for (size_t k = 0; k < a.attempts.size(); ++k) {
+        CHECK_EQ(a.attempts[k].started_at, b.attempts[k].started_at);
+        CHECK_EQ(a.attempts[k].ended_at, b.attempts[k].ended_at);
+        CHECK_EQ(a.attempts[k].error, b.attempts[k].error);
+      }
+      // a fresh engine loaded from the checkpoint describes the same task
+      run_engine again{"r1", r.plan, ck.seq, engine_options{}};
+      again.load_checkpoint(ck);
+      auto c = again.to_task_state(i);
+      CHECK(c.status == a.status);
+      CHECK_EQ(c.attempts.size(), a.attempts.size());
+      CHECK_EQ(c.error, a.error);
+    }
+  };
+  compare("start");
+  r.dispatch();
+  r.eng.worker_started(0, 1, 4242, 7);
+  compare("running with a worker");
+  CHECK_EQ(r.eng.checkpoint().tasks[0].worker_pid, 4242);
+  r.result(0, false); // retry waits
+  compare("in backoff");
+  r.eng.take_retries();
+  r.eng.retry_due(0); // timer fired, not dispatched yet: still waiting on disk
+  compare("retry due");
+  r.dispatch();
+  r.result(0, true);
+  compare("completed after a retry");
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    r.dispatch();
+    r.result(1, false, "exit 2");
+    r.eng.take_retries();
+    r.eng.retry_due(1);
+  }
+  compare("failed after three attempts, dependents skipped");
+  CHECK(r.eng.checkpoint().tasks[1].status == task_status::failed);
+}

@@ -194,9 +194,9 @@ TEST_CASE("service: prepare_resume of a failed run loads its states") {
   setup.reset();
   auto resumed = prepare_resume(ctx, run_id);
   CHECK(resumed->resume);
-  REQUIRE_EQ(resumed->states.size(), pr.plan.size());
-  CHECK_EQ(resumed->states[0].status, task_status::failed);
-  CHECK_EQ(resumed->states[0].error, "boom");
+  REQUIRE_EQ(resumed->checkpoint.tasks.size(), pr.plan.size());
+  CHECK_EQ(resumed->checkpoint.tasks[0].status, task_status::failed);
+  CHECK_EQ(checkpoint_error(resumed->checkpoint, 0), "boom");
   CHECK(fs::exists(resumed->paths.lock()));
 }
 
