@@ -65,12 +65,16 @@ struct attempt_result {
   int32_t signal = 0;     ///< terminating signal, 0 if none
   std::string error;      ///< empty on success
   uint64_t duration_us = 0;
+  /// A JSON object the worker reports about the attempt (pi: model,
+  /// modelAttempts, modelRouting, usage, jsonEvents); its members join the
+  /// data of the attempt's event. Empty: nothing to report.
+  std::string details;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_result& x) {
   return f(caf::meta::type_name("crew::attempt_result"), x.index, x.attempt,
-           x.ok, x.exit_code, x.signal, x.error, x.duration_us);
+           x.ok, x.exit_code, x.signal, x.error, x.duration_us, x.details);
 }
 
 /// Counts of a run's tasks by status, for progress lines and the final reply.

@@ -234,7 +234,7 @@ std::string model_routing_json(const model_routing& routing) {
   };
   put("requested", routing.requested);
   put("resolved", routing.resolved);
-  out["candidates"] = routing.candidates;
+  out["fallbackChain"] = routing.candidates;
   put("reason", routing.reason);
   put("fallbackReason", routing.fallback_reason);
   if (routing.used_attempt >= 0)

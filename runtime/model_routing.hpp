@@ -83,7 +83,7 @@ model_routing route_result(const model_plan& plan,
 std::string model_attempts_json(const std::vector<model_attempt>& attempts);
 
 /// Renders `task.modelRouting`: a JSON object `{requested?, resolved?,
-/// candidates, reason?, fallbackReason?, usedAttempt?}` (empty fields left
+/// fallbackChain (the candidates, as pi-crew names them), reason?, fallbackReason?, usedAttempt?}` (empty fields left
 /// out).
 std::string model_routing_json(const model_routing& routing);
 

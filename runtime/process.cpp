@@ -189,6 +189,8 @@ struct output_stream {
   uint64_t bytes = 0;
   bool keep_tail = false;
   std::string tail;
+  /// Receives each chunk after it went to the file; may be empty.
+  const std::function<void(std::string_view)>* sink = nullptr;
 
   /// Reads what is available; returns false on EOF or a hard error.
   bool read_some(char* buf, size_t size, bool& got_data) {
@@ -204,6 +206,8 @@ struct output_stream {
           if (tail.size() > 2 * stderr_tail_max)
             tail.erase(0, tail.size() - stderr_tail_max);
         }
+        if (sink != nullptr && *sink)
+          (*sink)(std::string_view{buf, static_cast<size_t>(n)});
         continue;
       }
       if (n == 0)
@@ -248,6 +252,30 @@ process_outcome spawn_failure(std::string what) {
   out.error = "spawn failed: " + std::move(what);
   return out;
 }
+
+/// Checks that `cwd` names a directory; returns its absolute path or sets
+/// `error`.
+std::string checked_cwd(const std::string& cwd, std::string& error) {
+  std::error_code ec;
+  auto dir = std::filesystem::absolute(cwd, ec);
+  struct stat st;
+  int stat_err = ec ? ENOENT : 0;
+  if (stat_err == 0 && ::stat(dir.c_str(), &st) != 0)
+    stat_err = errno;
+  else if (stat_err == 0 && !S_ISDIR(st.st_mode))
+    stat_err = ENOTDIR;
+  if (stat_err != 0) {
+    error = "working directory '" + cwd + "': " + errno_text(stat_err);
+    return {};
+  }
+  return dir.string();
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 29)
+#define CREW_SPAWN_CHDIR 1 // posix_spawn_file_actions_addchdir_np
+#else
+#define CREW_SPAWN_CHDIR 0
+#endif
 
 } // namespace
 
@@ -354,25 +382,45 @@ uint64_t process_start_time(int pid) noexcept {
 
 process_outcome run_process(const process_spec& spec,
                             const process_callbacks& callbacks) {
-  // posix_spawn has no portable chdir, so a wrapper shell changes directory
-  // and then execs the real command line: the pid stays the same and a
-  // missing directory cannot run the command anywhere else. The directory is
-  // checked up front so that a bad cwd is reported as a spawn failure.
+  // posix_spawn has no portable chdir. A shell command gets a wrapper shell
+  // that changes directory and then execs the real command line: the pid
+  // stays the same and a missing directory cannot run the command anywhere
+  // else. A direct argv uses glibc's addchdir_np (or the same wrapper with
+  // `exec "$@"`, which passes the arguments through untouched). The
+  // directory is checked up front so that a bad cwd is a spawn failure.
+  std::string dir;
+  if (!spec.cwd.empty()) {
+    std::string cwd_error;
+    dir = checked_cwd(spec.cwd, cwd_error);
+    if (dir.empty())
+      return spawn_failure(cwd_error);
+  }
+  const bool direct = !spec.argv.empty();
+  [[maybe_unused]] bool spawn_chdir = false;
   std::vector<std::string> argv_store;
-  if (spec.cwd.empty()) {
+  if (direct) {
+    if (spec.argv.front().empty())
+      return spawn_failure("empty program name");
+    argv_store = spec.argv;
+    // A relative program path means the caller's directory, not `cwd`.
+    auto& program = argv_store.front();
+    if (!dir.empty() && program.find('/') != std::string::npos
+        && program.front() != '/') {
+      std::error_code ec;
+      program = std::filesystem::absolute(program, ec).string();
+    }
+    if (!dir.empty()) {
+#if CREW_SPAWN_CHDIR
+      spawn_chdir = true;
+#else
+      argv_store.insert(argv_store.begin(),
+                        {"/bin/sh", "-c", R"(cd -- "$1" && shift && exec "$@")",
+                         "crew-worker", dir});
+#endif
+    }
+  } else if (dir.empty()) {
     argv_store = {"/bin/sh", "-c", spec.command_line};
   } else {
-    std::error_code ec;
-    auto dir = std::filesystem::absolute(spec.cwd, ec);
-    struct stat st;
-    int stat_err = ec ? ENOENT : 0;
-    if (stat_err == 0 && ::stat(dir.c_str(), &st) != 0)
-      stat_err = errno;
-    else if (stat_err == 0 && !S_ISDIR(st.st_mode))
-      stat_err = ENOTDIR;
-    if (stat_err != 0)
-      return spawn_failure("working directory '" + spec.cwd
-                           + "': " + errno_text(stat_err));
     argv_store = {"/bin/sh",     "-c", R"(cd -- "$1" && exec /bin/sh -c "$2")",
                   "crew-worker", dir,  spec.command_line};
   }
@@ -393,6 +441,7 @@ process_outcome run_process(const process_spec& spec,
   output_stream out;
   output_stream err;
   err.keep_tail = true;
+  out.sink = &callbacks.on_stdout;
   std::string open_error;
   if (!open_capture(spec.stdout_path, out.file, open_error)
       || !open_capture(spec.stderr_path, err.file, open_error))
@@ -427,14 +476,24 @@ process_outcome run_process(const process_spec& spec,
   // Do not leak descriptors other code opened without O_CLOEXEC.
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 #endif
+#if CREW_SPAWN_CHDIR
+  if (spawn_chdir)
+    posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+#endif
   sigpipe_guard no_sigpipe;
   child_guard child;
-  int rc = posix_spawn(&child.pid, "/bin/sh", &actions, &attr, argv.data(),
-                       envp.data());
+  // glibc reports a failed exec (missing program, no permission) as the
+  // return value of posix_spawn(p), so it surfaces as a spawn failure.
+  int rc = direct ? posix_spawnp(&child.pid, argv.front(), &actions, &attr,
+                                 argv.data(), envp.data())
+                  : posix_spawn(&child.pid, "/bin/sh", &actions, &attr,
+                                argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     child.pid = -1;
+    if (direct)
+      return spawn_failure("'" + spec.argv.front() + "': " + errno_text(rc));
     return spawn_failure(errno_text(rc));
   }
   auto started = clock_type::now();
@@ -459,6 +518,9 @@ process_outcome run_process(const process_spec& spec,
 
   const bool has_timeout = spec.timeout_ms > 0;
   const auto deadline = started + milliseconds{spec.timeout_ms};
+  const bool has_idle_limit = spec.idle_timeout_ms > 0;
+  const auto idle_limit = milliseconds{spec.idle_timeout_ms};
+  auto last_output = started;
   const auto grace = milliseconds{spec.kill_grace_ms};
   bool terminating = false; // SIGTERM sent after timeout or cancel
   bool killed = false;      // SIGKILL sent after grace
@@ -484,6 +546,9 @@ process_outcome run_process(const process_spec& spec,
     if (!terminating && !exited) {
       if (has_timeout && now >= deadline) {
         result.timed_out = true;
+        begin_termination();
+      } else if (has_idle_limit && now - last_output >= idle_limit) {
+        result.idle_timed_out = true;
         begin_termination();
       } else if (callbacks.cancel != nullptr
                  && callbacks.cancel->load(std::memory_order_relaxed)) {
@@ -530,6 +595,9 @@ process_outcome run_process(const process_spec& spec,
     now = clock_type::now();
     if (has_timeout && !terminating && deadline > now)
       wait = std::min(wait, std::chrono::ceil<milliseconds>(deadline - now));
+    if (has_idle_limit && !terminating && last_output + idle_limit > now)
+      wait = std::min(wait, std::chrono::ceil<milliseconds>(
+                                last_output + idle_limit - now));
     if (exited)
       wait = std::min(wait, std::chrono::ceil<milliseconds>(drain_until - now));
     if (nfds == 0 && !exited) {
@@ -568,6 +636,8 @@ process_outcome run_process(const process_spec& spec,
     if (err_idx >= 0 && fds[err_idx].revents != 0
         && !err.read_some(buf.data(), buf.size(), got_data))
       err.pipe.reset();
+    if (got_data)
+      last_output = clock_type::now();
     if (got_data && callbacks.on_output) {
       auto t = clock_type::now();
       if (t - last_beat >= heartbeat_interval) {
@@ -602,6 +672,9 @@ process_outcome run_process(const process_spec& spec,
   }
   if (result.timed_out)
     result.error = "timed out after " + std::to_string(spec.timeout_ms) + " ms";
+  else if (result.idle_timed_out)
+    result.error = "no output for " + std::to_string(spec.idle_timeout_ms)
+                   + " ms (response watchdog)";
   else if (result.cancelled)
     result.error = "cancelled";
   else if (result.signal != 0)

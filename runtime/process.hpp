@@ -4,15 +4,23 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crew {
 
-/// Describes one worker process: a shell command line plus its stdio, working
-/// directory, environment and time limit.
+/// Describes one worker process: a shell command line or an argument vector,
+/// plus its stdio, working directory, environment and time limits.
 struct process_spec {
-  /// Run as `/bin/sh -c <command_line>`.
+  /// Run as `/bin/sh -c <command_line>` (when `argv` is empty).
   std::string command_line;
+  /// When non-empty, the program and its arguments, run directly without a
+  /// shell (`posix_spawnp`): every argument reaches the program verbatim,
+  /// even one starting with `-` or holding shell metacharacters. `argv[0]`
+  /// is looked up on this process's `PATH` unless it contains a `/`; a
+  /// relative path is resolved against this process's working directory,
+  /// not `cwd`. Takes precedence over `command_line`.
+  std::vector<std::string> argv;
   /// Working directory; empty inherits the caller's.
   std::string cwd;
   /// Extra `KEY=VALUE` entries; they override or extend `environ`.
@@ -25,7 +33,11 @@ struct process_spec {
   /// Wall-clock limit in ms; 0 disables. On expiry the process group gets
   /// SIGTERM, then SIGKILL after `kill_grace_ms`.
   uint64_t timeout_ms = 0;
-  /// Delay in ms between SIGTERM and SIGKILL on timeout or cancel.
+  /// Response watchdog in ms; 0 disables. When the process writes nothing
+  /// to stdout or stderr for this long, the process group gets SIGTERM, then
+  /// SIGKILL after `kill_grace_ms`. The clock starts at spawn.
+  uint64_t idle_timeout_ms = 0;
+  /// Delay in ms between SIGTERM and SIGKILL on timeout, watchdog or cancel.
   uint64_t kill_grace_ms = 3000;
 };
 
@@ -35,9 +47,11 @@ struct process_outcome {
   int exit_code = -1; ///< -1 unless the process exited normally
   int signal = 0;     ///< the signal that killed the leader, 0 if none
   bool timed_out = false;
-  bool cancelled = false; ///< `process_callbacks::cancel` fired
+  bool idle_timed_out = false; ///< the response watchdog fired
+  bool cancelled = false;      ///< `process_callbacks::cancel` fired
   /// Human text, empty on success: "exit code 3", "killed by signal 9
-  /// (SIGKILL)", "timed out after 500 ms", "cancelled", "spawn failed: ...".
+  /// (SIGKILL)", "timed out after 500 ms", "no output for 500 ms (response
+  /// watchdog)", "cancelled", "spawn failed: ...".
   std::string error;
   std::string stderr_tail; ///< the last <= 2 KiB of stderr
   uint64_t stdout_bytes = 0;
@@ -45,7 +59,8 @@ struct process_outcome {
   uint64_t duration_ms = 0; ///< from spawn until the pipes are closed
 
   bool success() const noexcept {
-    return spawned && signal == 0 && exit_code == 0 && !timed_out && !cancelled;
+    return spawned && signal == 0 && exit_code == 0 && !timed_out
+           && !idle_timed_out && !cancelled;
   }
 };
 
@@ -55,14 +70,18 @@ struct process_callbacks {
   std::function<void(int pid)> on_spawn;
   /// Heartbeat: called at most every 250 ms while output flows.
   std::function<void()> on_output;
+  /// Receives stdout data as it arrives, in order, in chunks of arbitrary
+  /// size (a line may span chunks). Runs in addition to `stdout_path`.
+  std::function<void(std::string_view chunk)> on_stdout;
   /// Once it reads true, the process group gets SIGTERM, SIGKILL after grace.
   const std::atomic<bool>* cancel = nullptr;
 };
 
 /// Runs one worker process to completion, blocking the calling thread (meant
-/// for a dedicated thread). The worker leads its own process group; timeout
-/// and cancel terminate the whole group. Never throws for process failures:
-/// they are reported in the outcome, spawn failures with `spawned == false`.
+/// for a dedicated thread). The worker leads its own process group; timeout,
+/// response watchdog and cancel terminate the whole group. Never throws for
+/// process failures: they are reported in the outcome, spawn failures with
+/// `spawned == false`.
 process_outcome run_process(const process_spec& spec,
                             const process_callbacks& callbacks = {});
 

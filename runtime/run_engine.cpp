@@ -98,6 +98,9 @@ void run_engine::load_checkpoint(const run_checkpoint& ck) {
   for (auto& [i, e] : ck.errors)
     if (i < n)
       errors_[i] = e;
+  for (auto& [i, d] : ck.details)
+    if (i < n)
+      details_[i] = d;
   for (auto& [i, h] : ck.history) {
     if (i >= n)
       continue;
@@ -151,6 +154,10 @@ run_checkpoint run_engine::checkpoint() const {
   }
   std::sort(ck.history.begin(), ck.history.end(),
             [](const auto& x, const auto& y) { return x.first < y.first; });
+  ck.details.reserve(details_.size());
+  for (auto& [i, d] : details_)
+    ck.details.emplace_back(i, d);
+  std::sort(ck.details.begin(), ck.details.end());
   return ck;
 }
 
@@ -251,6 +258,7 @@ void run_engine::requeue(uint32_t i, clock::time_point now,
   t.has_exit_code = false;
   t.exit_code = 0;
   errors_.erase(i);
+  details_.erase(i);
   emit("task.requeued", i, message, data, now, span_level::task);
 }
 
@@ -607,6 +615,13 @@ bool run_engine::on_result(const attempt_result& res) {
     fmt::format_to(std::back_inserter(data), R"(,"signal":{})", res.signal);
   fmt::format_to(std::back_inserter(data), R"(,"durationMs":{}}})",
                  res.duration_us / 1000);
+  if (res.details.size() > 2 && res.details.front() == '{') {
+    // the worker's report joins the event: {"attempt":1,…,"model":…}
+    data.pop_back();
+    data += ',';
+    data.append(res.details, 1);
+    details_[res.index] = res.details;
+  }
   auto ms = res.duration_us / 1000;
   if (t.manual_deadletter) {
     t.manual_deadletter = false;
@@ -827,6 +842,8 @@ task_state run_engine::to_task_state(uint32_t index) const {
   }
   if (t.waiting)
     out.retry_due_ms = t.retry_due_ms;
+  if (auto d = details_.find(index); d != details_.end())
+    out.details = d->second;
   return out;
 }
 

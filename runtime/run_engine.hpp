@@ -244,6 +244,7 @@ private:
             dependents_.data() + dependents_at_[i + 1]};
   }
   std::unordered_map<uint32_t, std::string> errors_;
+  std::unordered_map<uint32_t, std::string> details_; ///< worker reports
   std::deque<uint32_t> ready_;
   /// (seq of a terminal event, task index), in seq order.
   std::deque<std::pair<uint64_t, uint32_t>> releases_;

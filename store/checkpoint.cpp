@@ -318,6 +318,11 @@ std::string checkpoint_bin(const run_checkpoint& ck) {
       w.str(a.error);
     }
   }
+  w.num(static_cast<uint64_t>(ck.details.size()));
+  for (auto& [i, d] : ck.details) {
+    w.num(i);
+    w.str(d);
+  }
   w.raw(trailer);
   return w.take();
 }
@@ -380,6 +385,15 @@ std::optional<run_checkpoint> read_checkpoint(const std::filesystem::path& path)
       x.error.assign(r.str());
     }
   }
+  auto nd = r.count(8);
+  ck.details.reserve(nd);
+  for (uint64_t k = 0; k < nd && r.ok(); ++k) {
+    auto i = r.num<uint32_t>();
+    auto d = r.str();
+    if (i >= n || (!ck.details.empty() && ck.details.back().first >= i))
+      return std::nullopt;
+    ck.details.emplace_back(i, std::string{d});
+  }
   if (!r.ok() || !r.expect(trailer) || !r.at_end())
     return std::nullopt;
   return ck;
@@ -401,6 +415,8 @@ task_state checkpoint_task_state(const run_checkpoint& ck, uint32_t i) {
   out.started_at = iso_of(t.started_ms);
   out.finished_at = iso_of(t.finished_ms);
   out.error = std::string{checkpoint_error(ck, i)};
+  if (auto d = find_sparse(ck.details, i); d != ck.details.end() && d->first == i)
+    out.details = d->second;
   out.exit_code = t.exit_code;
   out.has_exit_code = t.has_exit_code;
   out.worker_pid = t.worker_pid;
@@ -469,6 +485,8 @@ run_checkpoint make_checkpoint(const std::vector<task_state>& states) {
     auto n = fill_task(ck.tasks[i], st);
     if (!st.error.empty())
       ck.errors.emplace_back(i, st.error);
+    if (!st.details.empty())
+      ck.details.emplace_back(i, st.details);
     if (n > 0)
       ck.history.emplace_back(i, history_of(st, n));
   }
@@ -478,6 +496,7 @@ run_checkpoint make_checkpoint(const std::vector<task_state>& states) {
 void set_checkpoint_task(run_checkpoint& ck, uint32_t i, const task_state& st) {
   auto n = fill_task(ck.tasks[i], st);
   put_sparse(ck.errors, i, st.error, !st.error.empty());
+  put_sparse(ck.details, i, st.details, !st.details.empty());
   put_sparse(ck.history, i, history_of(st, n), n > 0);
 }
 

@@ -74,6 +74,8 @@ struct run_checkpoint {
   std::vector<std::pair<uint32_t, std::string>> errors;
   /// Sparse, ascending by task index: attempts before the task's last one.
   std::vector<std::pair<uint32_t, std::vector<attempt_checkpoint>>> history;
+  /// Sparse, ascending by task index: the worker's report (task_state::details).
+  std::vector<std::pair<uint32_t, std::string>> details;
 };
 
 /// Renders `ck` as `checkpoint.bin`.

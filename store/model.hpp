@@ -88,6 +88,10 @@ struct task_state {
   /// A failed attempt waits for its retry until this unix ms (from
   /// `crew.task.retry_attempt`); 0 when no retry is pending.
   int64_t retry_due_ms = 0;
+  /// What the worker reported about its last attempt, as a JSON object
+  /// text (`model`, `modelAttempts`, `modelRouting`, `usage`,
+  /// `jsonEvents`); empty for workers that report nothing (commands, sim).
+  std::string details;
 };
 
 /// The run manifest (manifest.json, inventory §1.2) minus the task list.

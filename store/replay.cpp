@@ -358,6 +358,7 @@ private:
     auto& t = tasks_.at(static_cast<uint32_t>(found));
     close_attempt(t, ev, ev.message);
     t.error.assign(ev.message);
+    read_details(ev, t);
     t.worker_pid = 0;
     t.worker_start = 0;
     std::chrono::system_clock::time_point at;
@@ -427,6 +428,7 @@ private:
         t.finished_at.assign(ev.time);
         t.error.clear();
         read_exit_code(ev, t);
+        read_details(ev, t);
         close_attempt(t, ev, {});
         break;
       case failed:
@@ -435,6 +437,7 @@ private:
         t.finished_at.assign(ev.time);
         t.error.assign(ev.message);
         read_exit_code(ev, t);
+        read_details(ev, t);
         close_attempt(t, ev, ev.message);
         break;
       case skipped:
@@ -455,6 +458,7 @@ private:
         t.error.clear();
         t.exit_code = 0;
         t.has_exit_code = false;
+        t.details.clear();
         break;
     }
   }
@@ -499,6 +503,41 @@ private:
       t.exit_code = static_cast<int32_t>(code);
       t.has_exit_code = true;
     }
+  }
+
+  // Keeps what a worker reported about the attempt (see
+  // task_state::details): the members a pi worker adds to the event data.
+  void read_details(const event_view& ev, task_state& t) {
+    auto raw = ev.data_raw;
+    if (raw.size() < 2 || raw.front() != '{'
+        || (raw.find("\"modelAttempts\"") == std::string_view::npos
+            && raw.find("\"usage\"") == std::string_view::npos))
+      return;
+    simdjson::ondemand::document doc;
+    auto cap = static_cast<size_t>(buf_end_ - raw.data());
+    simdjson::ondemand::object obj;
+    if (data_parser_.iterate(raw.data(), raw.size(), cap).get(doc)
+        || doc.get_object().get(obj))
+      return;
+    std::string out = "{";
+    for (auto fres : obj) {
+      simdjson::ondemand::field field;
+      std::string_view key, value;
+      if (std::move(fres).get(field) || field.unescaped_key().get(key)
+          || detail::read_raw(field.value(), value))
+        return;
+      if (key != "model" && key != "modelAttempts" && key != "modelRouting"
+          && key != "usage" && key != "jsonEvents")
+        continue;
+      if (out.size() > 1)
+        out += ',';
+      out += '"';
+      out += key;
+      out += "\":";
+      out += value;
+    }
+    out += '}';
+    t.details = std::move(out);
   }
 
   // Reads `pid` and `startTime` of a `task.worker` event.

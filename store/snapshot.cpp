@@ -289,6 +289,17 @@ void append_task(pretty& w, std::string& out, std::string_view run_id,
     w.member("model", p.model);
   if (!s.error.empty())
     w.member("error", s.error);
+  if (!s.details.empty()) {
+    // the worker's report: model, modelAttempts, modelRouting, usage, …
+    auto details = nlohmann::json::parse(s.details, nullptr, false);
+    if (details.is_object())
+      for (auto& [key, value] : details.items()) {
+        if (key == "model") // tasks.json's `model` is the step's
+          continue;
+        w.key(key);
+        w.raw(value.dump());
+      }
+  }
   w.key("attempts");
   w.begin_array();
   for (const auto& a : s.attempts) {

@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "crew/crew.hpp"
@@ -216,6 +217,31 @@ json manifest_for(const crew::run_view& v) {
   return json::parse(crew::manifest_json(m));
 }
 
+/// One line on what a worker reported about a task's last attempt: the
+/// model used, the models tried before it, tokens. Empty when nothing.
+std::string worker_report(const std::string& details) {
+  if (details.empty())
+    return {};
+  auto d = json::parse(details, nullptr, false);
+  if (!d.is_object())
+    return {};
+  std::string out;
+  auto routing = d.value("modelRouting", json::object());
+  if (auto resolved = routing.value("resolved", std::string{}); !resolved.empty())
+    out += "model " + resolved;
+  std::vector<std::string> failed;
+  for (auto& a : d.value("modelAttempts", json::array()))
+    if (!a.value("success", false))
+      failed.push_back(a.value("model", std::string{"default"}) + ": "
+                       + a.value("error", std::string{"failed"}));
+  if (!failed.empty())
+    out += fmt::format(" (after {})", fmt::join(failed, "; "));
+  if (auto u = d.value("usage", json::object()); !u.empty())
+    out += fmt::format("{}tokens in {} out {}", out.empty() ? "" : ", ",
+                       u.value("input", 0), u.value("output", 0));
+  return out;
+}
+
 int cmd_status(const common_opts& o, const std::string& run_id) {
   auto root = crew::crew_root_for(o.cwd);
   auto v = crew::load_run(root, run_id);
@@ -249,6 +275,8 @@ int cmd_status(const common_opts& o, const std::string& run_id) {
                              crew::to_string(t.status), v.plan[i].role,
                              v.plan[i].agent, t.attempts.size(),
                              t.error.empty() ? "" : " - " + t.error);
+    if (auto line = worker_report(t.details); !line.empty())
+      std::cout << "      " << line << "\n";
   }
   for (auto& viol : v.replay.violations)
     std::cout << "violation: " << viol << "\n";

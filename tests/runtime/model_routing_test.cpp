@@ -154,7 +154,7 @@ TEST_CASE("model_routing: routing records the used attempt and the fallback reas
            R"([{"model":"fake/a","success":false,"exitCode":1,"error":"rate limit: mock failure"},)"
            R"({"model":"fake/b","success":true,"exitCode":0}])");
   CHECK_EQ(model_routing_json(routing),
-           R"({"requested":"fake/a","resolved":"fake/b","candidates":["fake/a","fake/b","fake/c"],)"
+           R"({"requested":"fake/a","resolved":"fake/b","fallbackChain":["fake/a","fake/b","fake/c"],)"
            R"("reason":"configured Pi fallback chain","fallbackReason":"rate limit: mock failure","usedAttempt":1})");
 
   SUBCASE("all attempts failed: the last one is used") {
@@ -175,7 +175,7 @@ TEST_CASE("model_routing: routing records the used attempt and the fallback reas
     CHECK_EQ(model_attempts_json({{"", true, 0, ""}}),
              R"([{"model":"default","success":true,"exitCode":0}])");
     CHECK_EQ(model_routing_json(routing),
-             R"({"resolved":"default","candidates":[],)"
+             R"({"resolved":"default","fallbackChain":[],)"
              R"("reason":"no model configured; pi uses its default model","usedAttempt":0})");
   }
   SUBCASE("no attempts yet") {
@@ -183,7 +183,7 @@ TEST_CASE("model_routing: routing records the used attempt and the fallback reas
     CHECK_EQ(routing.used_attempt, -1);
     CHECK(routing.resolved.empty());
     CHECK_EQ(model_routing_json(routing),
-             R"({"requested":"fake/a","candidates":["fake/a","fake/b","fake/c"],)"
+             R"({"requested":"fake/a","fallbackChain":["fake/a","fake/b","fake/c"],)"
              R"("reason":"configured Pi fallback chain"})");
   }
 }

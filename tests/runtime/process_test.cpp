@@ -306,3 +306,113 @@ TEST_CASE("process_alive, process_start_time and kill_process_group") {
   CHECK_EQ(signal_name(SIGTERM), "SIGTERM");
   CHECK_EQ(signal_name(64), "SIG64");
 }
+
+TEST_CASE("run_process runs an argv directly without a shell") {
+  temp_dir dir;
+  process_spec spec;
+  // A leading '-' and shell metacharacters reach the program verbatim.
+  spec.argv = {"printf", "%s|%s|%s\\n", "-n", "--mode", "$HOME; echo x"};
+  spec.command_line = "echo ignored";
+  spec.stdout_path = dir.file("out.txt");
+  auto res = run_process(spec);
+  REQUIRE(res.success());
+  CHECK_EQ(slurp(spec.stdout_path), "-n|--mode|$HOME; echo x\n");
+}
+
+TEST_CASE("run_process argv honours cwd, env and stdin") {
+  temp_dir dir;
+  fs::create_directories(dir.path / "work dir");
+  fs::create_directories(dir.path / "bin");
+  {
+    std::ofstream script{dir.path / "bin" / "tool"};
+    script << "#!/bin/sh\npwd\necho \"$CREW_ARGV_TEST:$1\"\ncat\n";
+  }
+  fs::permissions(dir.path / "bin" / "tool", fs::perms::owner_all);
+  process_spec spec;
+  spec.argv = {(dir.path / "bin" / "tool").string(), "@file"};
+  spec.cwd = (dir.path / "work dir").string();
+  spec.env = {"CREW_ARGV_TEST=yes"};
+  spec.stdin_data = "-prompt on stdin\n";
+  spec.stdout_path = dir.file("out.txt");
+  auto res = run_process(spec);
+  REQUIRE(res.success());
+  auto expected_cwd = fs::canonical(dir.path / "work dir").string();
+  CHECK_EQ(slurp(spec.stdout_path),
+           expected_cwd + "\nyes:@file\n-prompt on stdin\n");
+}
+
+TEST_CASE("run_process reports a missing argv program as a spawn failure") {
+  process_spec spec;
+  spec.argv = {"/nonexistent/crew/program", "--flag"};
+  auto res = run_process(spec);
+  CHECK_FALSE(res.spawned);
+  CHECK_FALSE(res.success());
+  CHECK(res.error.starts_with("spawn failed: '/nonexistent/crew/program'"));
+  spec.argv = {"crew-no-such-program-on-path"};
+  res = run_process(spec);
+  CHECK_FALSE(res.spawned);
+  CHECK(res.error.find("No such file") != std::string::npos);
+}
+
+TEST_CASE("run_process streams stdout chunks in order as they arrive") {
+  temp_dir dir;
+  process_spec spec;
+  spec.command_line = "for i in 1 2 3 4; do echo line$i; echo err$i >&2; "
+                      "sleep 0.1; done; printf tail";
+  spec.stdout_path = dir.file("out.txt");
+  std::vector<std::string> chunks;
+  std::vector<std::chrono::steady_clock::time_point> stamps;
+  process_callbacks cbs;
+  cbs.on_stdout = [&](std::string_view chunk) {
+    chunks.emplace_back(chunk);
+    stamps.push_back(std::chrono::steady_clock::now());
+  };
+  auto res = run_process(spec, cbs);
+  REQUIRE(res.success());
+  std::string joined;
+  for (const auto& chunk : chunks)
+    joined += chunk;
+  const std::string expected = "line1\nline2\nline3\nline4\ntail";
+  CHECK_EQ(joined, expected);
+  CHECK_EQ(slurp(spec.stdout_path), expected);
+  CHECK_EQ(res.stdout_bytes, expected.size());
+  // The lines are 100 ms apart, so they arrive as separate chunks while the
+  // process still runs, and stderr never reaches the stdout callback.
+  REQUIRE(chunks.size() >= 4);
+  CHECK(stamps.back() - stamps.front() >= std::chrono::milliseconds{200});
+  CHECK(joined.find("err") == std::string::npos);
+}
+
+TEST_CASE("run_process response watchdog kills a silent process group") {
+  temp_dir dir;
+  process_spec spec;
+  spec.command_line = "sleep 30 & echo $!; sleep 30";
+  spec.stdout_path = dir.file("out.txt");
+  spec.idle_timeout_ms = 300;
+  spec.timeout_ms = 20000;
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run_process(spec);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(res.spawned);
+  CHECK(res.idle_timed_out);
+  CHECK_FALSE(res.timed_out);
+  CHECK_FALSE(res.success());
+  CHECK_EQ(res.error, "no output for 300 ms (response watchdog)");
+  CHECK(took >= std::chrono::milliseconds{300});
+  CHECK(took < std::chrono::milliseconds{1500});
+  auto grandchild = first_int(slurp(spec.stdout_path));
+  CHECK(gone_within(grandchild, std::chrono::milliseconds{1000}));
+}
+
+TEST_CASE("run_process response watchdog spares a process that keeps "
+          "printing") {
+  process_spec spec;
+  // ~1 s in total, never more than 100 ms quiet; stderr counts as output.
+  spec.command_line = "for i in 1 2 3 4 5; do echo out; sleep 0.1; "
+                      "echo err >&2; sleep 0.1; done";
+  spec.idle_timeout_ms = 600;
+  auto res = run_process(spec);
+  CHECK(res.success());
+  CHECK_FALSE(res.idle_timed_out);
+  CHECK(res.duration_ms >= 900);
+}

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/model_routing.hpp" // model_attempt, model_routing
+#include "runtime/pi_invocation.hpp" // env_lookup, process_env
+#include "runtime/pi_stream.hpp"     // pi_usage
+
+namespace crew {
+
+/// One task for the pi CLI: what to ask, with which models, and where its
+/// artifacts and live agent files go. Empty paths disable the matching file.
+struct pi_job {
+  std::string run_id;
+  std::string task_id;
+  std::string agent;
+  std::string role;
+  /// Working directory of pi; empty inherits the caller's.
+  std::string cwd;
+  /// The task prompt. It goes to pi's stdin (then closed), never into an
+  /// argument: pi would parse a leading `-` as a flag and `@` as a file.
+  std::string prompt;
+  /// Written to a private 0600 file and passed with `--append-system-prompt`
+  /// (or `--system-prompt` when `replace_system_prompt`); empty adds none.
+  std::string system_prompt;
+  bool replace_system_prompt = false;
+  /// Candidate models, best first (see `model_candidates`); empty runs pi
+  /// once with its default model.
+  std::vector<std::string> models;
+  /// Thinking level appended to each model (`with_thinking`).
+  std::string thinking;
+  /// Tool allow-list for `--tools`; empty keeps pi's default tools.
+  std::vector<std::string> tools;
+  bool inherit_skills = false;         ///< false adds `--no-skills`
+  bool inherit_project_context = true; ///< false adds `--no-context-files`
+  /// `artifacts/<run>/results/<task>.txt`: the final answer, written only on
+  /// success (a failed run removes a stale one).
+  std::string result_path;
+  /// `artifacts/<run>/transcripts/<task>.jsonl`: compacted pi events,
+  /// appended live across model attempts (never truncated).
+  std::string transcript_path;
+  /// `artifacts/<run>/logs/<task>.log`: per attempt the command, pi's stderr
+  /// and a summary, then the result. Rewritten by every call.
+  std::string log_path;
+  /// `state/runs/<run>/agents/<task>/`: `status.json` (agent record, atomic,
+  /// refreshed while pi runs), `events.jsonl` (`{seq,time,event}` compacted
+  /// events, appended) and `output.log` (display lines, appended).
+  std::string agent_dir;
+  /// Wall-clock budget in ms for all model attempts together; 0 disables.
+  uint64_t timeout_ms = 0;
+  /// Response watchdog in ms: pi is terminated after this long without any
+  /// stdout or stderr output; 0 disables.
+  uint64_t response_timeout_ms = 0;
+  /// Delay in ms between SIGTERM and SIGKILL to pi's process group.
+  uint64_t kill_grace_ms = 3000;
+  /// Extra `KEY=VALUE` entries (crew's `CREW_*`). The depth, role and
+  /// inherit variables of `pi_env` are added after them and win.
+  std::vector<std::string> env;
+  /// `limits.maxTaskDepth` for the depth guard (see `check_depth`).
+  std::optional<uint32_t> config_max_depth;
+};
+
+/// Hooks into `run_pi_attempt`. Callbacks run on the calling thread.
+struct pi_callbacks {
+  /// Receives the pid (also the process group id) of each spawned pi.
+  std::function<void(int pid)> on_spawn;
+  /// Called for every stdout chunk of pi (unthrottled): a liveness signal.
+  std::function<void()> on_activity;
+  /// Once it reads true, pi's process group is terminated and no further
+  /// model is tried.
+  const std::atomic<bool>* cancel = nullptr;
+  /// Where `PI_TEAMS_PI_BIN`, `PI_TEAMS_MOCK_CHILD_PI`, `PI_CREW_DEPTH`,
+  /// `PATH` and friends are read from. The spawned pi still inherits the
+  /// real environment of this process plus `pi_job::env`.
+  env_lookup env = process_env();
+};
+
+/// How a pi task ended, over all its model attempts.
+struct pi_result {
+  bool ok = false;
+  int exit_code = -1; ///< of the last attempt; -1 if pi did not exit normally
+  int signal = 0;     ///< the signal that ended the last attempt, 0 if none
+  std::string error;  ///< empty on success
+  /// The final answer (also in `result_path` on success).
+  std::string text;
+  std::vector<model_attempt> model_attempts;
+  model_routing routing;
+  pi_usage usage;           ///< summed over every attempt
+  uint64_t json_events = 0; ///< summed over every attempt
+  uint64_t tool_uses = 0;   ///< `tool_execution_start` events, all attempts
+  uint64_t duration_ms = 0;
+  bool timed_out = false;      ///< `timeout_ms` ran out
+  bool idle_timed_out = false; ///< the response watchdog killed pi
+  bool cancelled = false;
+
+  /// Renders the task details as a JSON object: `{model?, modelAttempts,
+  /// modelRouting, usage: {input, output, cacheRead, cacheWrite,
+  /// totalTokens, cost, turns}, jsonEvents}`. `model` is the routed model.
+  std::string details_json() const;
+};
+
+/// Runs one task with the pi CLI, blocking the calling thread:
+/// 1. the depth guard (`check_depth`): when blocked, fails at once with
+///    pi-crew's message and spawns nothing;
+/// 2. `PI_TEAMS_MOCK_CHILD_PI`: fakes pi (`pi_mock`) without a process, its
+///    output fed through the same stream handling as a real run;
+/// 3. otherwise resolves pi (`pi_binary`) and runs `pi --mode json -p
+///    --no-session [--model m] ...` once per model candidate, moving on only
+///    while `should_try_next_model` says so.
+/// Success is decided from pi's JSON events (`pi_stream::outcome`), since
+/// JSON mode exits 0 even when the model call failed. A pi that produced its
+/// final answer and then hung until the watchdog fired counts as a success,
+/// as in pi-crew. File errors on the live agent files never fail the run;
+/// failing to write the result file does. Never throws for pi failures.
+pi_result run_pi_attempt(const pi_job& job, const pi_callbacks& cb = {});
+
+} // namespace crew
