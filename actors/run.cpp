@@ -311,8 +311,10 @@ task_attempt make_attempt(self_ptr self, uint32_t index) {
   job.task_id = p.id;
   job.index = index;
   job.attempt = eng.tasks()[index].attempt;
-  job.backend = setup.backend == backend_kind::scaffold ? "scaffold" : "command";
   job.command_line = index < setup.commands.size() ? setup.commands[index] : "";
+  job.backend = setup.backend == backend_kind::scaffold ? "scaffold"
+                : job.command_line.empty()              ? "pi"
+                                                        : "command";
   job.cwd = setup.manifest.cwd;
   job.timeout_ms = index < setup.timeouts_ms.size() ? setup.timeouts_ms[index]
                                                      : 0;
@@ -351,6 +353,22 @@ task_attempt make_attempt(self_ptr self, uint32_t index) {
                                                                      : ".txt")
                       .string();
   job.log_path = artifact(setup, "logs", p.id, ".log").string();
+  if (job.backend == "pi") {
+    job.agent = p.agent;
+    job.role = p.role;
+    if (index < setup.pi.size()) {
+      auto& pi = setup.pi[index];
+      job.models = pi.models;
+      job.thinking = pi.thinking;
+      job.tools = pi.tools;
+      job.system_prompt = pi.system_prompt;
+      job.replace_system_prompt = pi.replace_system_prompt;
+    }
+    job.response_timeout_ms = setup.pi_response_timeout_ms;
+    job.transcript_path = artifact(setup, "transcripts", p.id, ".jsonl").string();
+    job.agent_dir = (setup.paths.agents_dir() / p.id).string();
+    job.max_depth = setup.max_task_depth;
+  }
   job.env = {
     "CREW_RUN_ID=" + job.run_id,
     "CREW_TASK_ID=" + job.task_id,
@@ -374,14 +392,6 @@ void dispatch(self_ptr self, const std::vector<uint32_t>& indices) {
   }
   for (auto i : indices) {
     auto job = make_attempt(self, i);
-    if (setup.backend == backend_kind::command && job.command_line.empty()) {
-      attempt_result res;
-      res.index = i;
-      res.attempt = job.attempt;
-      res.error = fmt::format(fmt::runtime(setup.missing_command_error), setup.plan[i].agent);
-      st.engine->on_result(res);
-      continue;
-    }
     auto attempt = job.attempt;
     auto worker = self->spawn<caf::detached + caf::monitored>(
       task_worker, caf::actor_cast<run_actor>(self), std::move(job));

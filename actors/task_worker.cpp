@@ -5,6 +5,7 @@
 
 #include <caf/blocking_actor.hpp>
 
+#include "runtime/pi_worker.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 
@@ -66,6 +67,56 @@ attempt_result run_command(caf::blocking_actor* self, const run_actor& owner,
   return res;
 }
 
+attempt_result run_pi(caf::blocking_actor* self, const run_actor& owner,
+                      const task_attempt& job) {
+  pi_job pj;
+  pj.run_id = job.run_id;
+  pj.task_id = job.task_id;
+  pj.agent = job.agent;
+  pj.role = job.role;
+  pj.cwd = job.cwd;
+  pj.prompt = job.prompt;
+  pj.system_prompt = job.system_prompt;
+  pj.replace_system_prompt = job.replace_system_prompt;
+  pj.models = job.models;
+  pj.thinking = job.thinking;
+  pj.tools = job.tools;
+  pj.result_path = job.result_path;
+  pj.transcript_path = job.transcript_path;
+  pj.log_path = job.log_path;
+  pj.agent_dir = job.agent_dir;
+  pj.timeout_ms = job.timeout_ms;
+  pj.response_timeout_ms = job.response_timeout_ms;
+  pj.env = job.env;
+  if (job.max_depth > 0)
+    pj.config_max_depth = job.max_depth;
+  pi_callbacks cb;
+  cb.on_spawn = [&](int pid) {
+    self->send(owner, started_atom_v,
+               attempt_started{job.index, job.attempt, pid});
+  };
+  // Heartbeats from activity, at most every 250 ms.
+  auto last_beat = std::chrono::steady_clock::time_point{};
+  cb.on_activity = [&] {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_beat < std::chrono::milliseconds{250})
+      return;
+    last_beat = now;
+    self->send(owner, beat_atom_v, job.index, job.attempt);
+  };
+  auto out = run_pi_attempt(pj, cb);
+  attempt_result res;
+  res.index = job.index;
+  res.attempt = job.attempt;
+  res.ok = out.ok;
+  res.exit_code = out.signal == 0 ? out.exit_code : -1;
+  res.signal = out.signal;
+  res.error = out.error;
+  res.duration_us = out.duration_ms * 1000;
+  res.details = out.details_json();
+  return res;
+}
+
 } // namespace
 
 void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job) {
@@ -80,6 +131,8 @@ void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job) {
     write_file_atomic(job.prompt_path, job.prompt + "\n", false);
     if (job.backend == "scaffold")
       res = scaffold(job);
+    else if (job.backend == "pi")
+      res = run_pi(self, owner, job);
     else
       res = run_command(self, owner, job);
   } catch (const std::exception& e) {

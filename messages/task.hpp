@@ -23,13 +23,28 @@ struct task_attempt {
   std::string result_path; ///< artifacts/<run>/results/<task>.txt
   std::string log_path;    ///< artifacts/<run>/logs/<task>.log (stderr)
   uint64_t timeout_ms = 0; ///< 0 = none
+  // -- backend "pi" (agents without `command:`) --------------------------------
+  std::string agent;
+  std::string role;
+  std::vector<std::string> models; ///< candidates in order; empty: pi's default
+  std::string thinking;
+  std::vector<std::string> tools;
+  std::string system_prompt;
+  bool replace_system_prompt = false; ///< `systemPromptMode: replace`
+  uint64_t response_timeout_ms = 0;   ///< no output for this long: kill
+  std::string transcript_path; ///< artifacts/<run>/transcripts/<task>.jsonl
+  std::string agent_dir;       ///< state/runs/<run>/agents/<task>
+  uint32_t max_depth = 0;      ///< limits.maxTaskDepth, 0: unset
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_attempt& x) {
   return f(caf::meta::type_name("crew::task_attempt"), x.run_id, x.task_id,
            x.index, x.attempt, x.backend, x.command_line, x.cwd, x.env,
-           x.prompt, x.prompt_path, x.result_path, x.log_path, x.timeout_ms);
+           x.prompt, x.prompt_path, x.result_path, x.log_path, x.timeout_ms,
+           x.agent, x.role, x.models, x.thinking, x.tools, x.system_prompt,
+           x.replace_system_prompt, x.response_timeout_ms, x.transcript_path,
+           x.agent_dir, x.max_depth);
 }
 
 /// A simulated attempt: the sim pool needs nothing but the coordinates.

@@ -169,7 +169,7 @@ pi_command pi_binary(const env_lookup& env) {
 
 std::vector<std::string> pi_args(const pi_arg_options& options) {
   std::vector<std::string> args;
-  if (options.mode == pi_mode::json)
+  if (options.mode == pi_output_mode::json)
     args = {"--mode", "json", "-p", "--no-session"};
   else
     args = {"--mode", "rpc", "--no-session"};

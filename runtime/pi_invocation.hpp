@@ -45,11 +45,11 @@ std::string find_on_path(std::string_view name, std::string_view path);
 
 /// `--mode json` runs one prompt per process; `--mode rpc` keeps a warm
 /// process that takes prompts as JSON lines on stdin.
-enum class pi_mode : uint8_t { json = 1, rpc };
+enum class pi_output_mode : uint8_t { json = 1, rpc };
 
 /// What `pi_args` turns into command-line flags.
 struct pi_arg_options {
-  pi_mode mode = pi_mode::json;
+  pi_output_mode mode = pi_output_mode::json;
   /// The candidate model, else the agent's; empty lets pi pick its default.
   std::string model;
   /// Thinking level appended to the model (see `with_thinking`).

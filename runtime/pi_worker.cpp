@@ -462,7 +462,7 @@ pi_run::real_attempt(const pi_command& cmd,
     budget = job_.timeout_ms - spent;
   }
   pi_arg_options options;
-  options.mode = pi_mode::json;
+  options.mode = pi_output_mode::json;
   options.model = model;
   options.thinking = job_.thinking;
   options.tools = job_.tools;

@@ -39,10 +39,20 @@ struct run_setup {
   engine_options engine;
   backend_kind backend = backend_kind::command;
   /// Per task (command backend): the shell command line; empty when the
-  /// agent has none (then the attempt fails with `missing_command_error`).
+  /// agent has none (then pi runs it, see `pi`).
   std::vector<std::string> commands;
   std::vector<uint64_t> timeouts_ms; ///< per task, 0 = none
-  std::string missing_command_error;
+  /// Per task (agents without a command): how to run pi.
+  struct pi_agent {
+    std::vector<std::string> models; ///< candidates; empty: pi's default
+    std::string thinking;
+    std::vector<std::string> tools;
+    std::string system_prompt;
+    bool replace_system_prompt = false;
+  };
+  std::vector<pi_agent> pi;
+  uint64_t pi_response_timeout_ms = 300000; ///< pi-crew's responseTimeoutMs
+  uint32_t max_task_depth = 0;              ///< limits.maxTaskDepth, 0: unset
   sim_params sim;
   uint64_t sim_hang_timeout_ms = 1000; ///< a hung sim attempt fails after this
   uint64_t snapshot_interval_ms = 1000; ///< tasks.json + manifest.json

@@ -1,6 +1,7 @@
 #include "runtime/service.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 
 #include "messages/errors.hpp"
 #include "runtime/event_metrics.hpp"
+#include "runtime/model_routing.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
@@ -342,18 +344,40 @@ void drop_stale_requests(const run_paths& paths) {
 void fill_workers(run_setup& setup, const project_context& ctx) {
   setup.commands.resize(setup.plan.size());
   setup.timeouts_ms.resize(setup.plan.size());
+  setup.pi.resize(setup.plan.size());
   setup.engine.max_attempts.assign(setup.plan.size(), 0);
   for (size_t i = 0; i < setup.plan.size(); ++i) {
-    if (auto agent = ctx.resources.find_agent(setup.plan[i].agent)) {
-      setup.commands[i] = agent->command;
-      setup.timeouts_ms[i] = agent->timeout_ms;
-      setup.engine.max_attempts[i] = agent->max_attempts; // 0: the policy's
-    }
+    auto agent = ctx.resources.find_agent(setup.plan[i].agent);
+    if (!agent)
+      continue;
+    setup.commands[i] = agent->command;
+    setup.timeouts_ms[i] = agent->timeout_ms;
+    setup.engine.max_attempts[i] = agent->max_attempts; // 0: the policy's
+    if (!agent->command.empty())
+      continue;
+    auto& pi = setup.pi[i];
+    model_request req;
+    req.step_model = setup.plan[i].model;
+    req.agent_model = agent->model;
+    req.fallback_models = agent->fallback_models;
+    pi.models = model_candidates(req).candidates;
+    pi.thinking = agent->thinking;
+    pi.tools = agent->tools;
+    pi.system_prompt = agent->system_prompt;
+    pi.replace_system_prompt = !agent->system_prompt_append;
   }
-  setup.missing_command_error
-    = "agent '{}' has no `command:` and the pi backend is not available in "
-      "this build; give the agent a command, or run with "
-      "--set runtime.mode=scaffold";
+  // pi-crew's responseTimeoutMs (5 min), PI_TEAMS_CHILD_RESPONSE_TIMEOUT_MS
+  // overrides it and 0 disables the watchdog.
+  if (auto v = std::getenv("PI_TEAMS_CHILD_RESPONSE_TIMEOUT_MS")) {
+    uint64_t ms = 0;
+    auto [ptr, ec] = std::from_chars(v, v + std::strlen(v), ms);
+    if (ec != std::errc{} || *ptr != '\0')
+      throw input_error(fmt::format(
+        "PI_TEAMS_CHILD_RESPONSE_TIMEOUT_MS: '{}' is not a whole number of "
+        "milliseconds", v));
+    setup.pi_response_timeout_ms = ms;
+  }
+  setup.max_task_depth = ctx.config.limits.max_task_depth.value_or(0);
 }
 
 void apply_config(run_setup& setup, const crew_config& cfg) {

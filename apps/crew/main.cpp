@@ -225,20 +225,27 @@ std::string worker_report(const std::string& details) {
   auto d = json::parse(details, nullptr, false);
   if (!d.is_object())
     return {};
-  std::string out;
-  auto routing = d.value("modelRouting", json::object());
-  if (auto resolved = routing.value("resolved", std::string{}); !resolved.empty())
-    out += "model " + resolved;
+  std::string used;
   std::vector<std::string> failed;
-  for (auto& a : d.value("modelAttempts", json::array()))
-    if (!a.value("success", false))
-      failed.push_back(a.value("model", std::string{"default"}) + ": "
-                       + a.value("error", std::string{"failed"}));
+  for (auto& a : d.value("modelAttempts", json::array())) {
+    auto model = a.value("model", std::string{"default"});
+    if (a.value("success", false))
+      used = model;
+    else
+      failed.push_back(model + ": " + a.value("error", std::string{"failed"}));
+  }
+  std::string out;
+  if (!used.empty())
+    out = "model " + used;
   if (!failed.empty())
-    out += fmt::format(" (after {})", fmt::join(failed, "; "));
-  if (auto u = d.value("usage", json::object()); !u.empty())
-    out += fmt::format("{}tokens in {} out {}", out.empty() ? "" : ", ",
-                       u.value("input", 0), u.value("output", 0));
+    out += fmt::format("{}{} {}", out.empty() ? "" : " ",
+                       used.empty() ? "models failed:" : "after",
+                       fmt::join(failed, "; "));
+  auto u = d.value("usage", json::object());
+  auto in = u.value("input", 0), out_tokens = u.value("output", 0);
+  if (in != 0 || out_tokens != 0)
+    out += fmt::format("{}tokens in {} out {}", out.empty() ? "" : ", ", in,
+                       out_tokens);
   return out;
 }
 

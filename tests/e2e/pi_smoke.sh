@@ -16,6 +16,10 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    echo "SKIPPED: npm/node unavailable, the real pi CLI cannot be installed"
+    exit 77
+fi
 pi="$("$root/scripts/install-pi")" || { echo "FAIL install-pi"; exit 1; }
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/crew-pi-smoke.XXXXXX")"

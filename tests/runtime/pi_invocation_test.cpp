@@ -86,7 +86,7 @@ TEST_CASE("pi_invocation: json mode arguments") {
 
 TEST_CASE("pi_invocation: rpc mode, extensions and inheritance flags") {
   pi_arg_options options;
-  options.mode = pi_mode::rpc;
+  options.mode = pi_output_mode::rpc;
   options.model = "fake/fake-model:low";
   options.thinking = "high"; // the model already names a level
   options.extensions = strings{};
