@@ -394,7 +394,8 @@ void dispatch(self_ptr self, const std::vector<uint32_t>& indices) {
     auto job = make_attempt(self, i);
     auto attempt = job.attempt;
     auto worker = self->spawn<caf::detached + caf::monitored>(
-      task_worker, caf::actor_cast<run_actor>(self), std::move(job));
+      task_worker, caf::actor_cast<run_actor>(self), std::move(job),
+      setup.pi_pool);
     st.workers.emplace(worker.address(), std::make_pair(i, attempt));
   }
 }

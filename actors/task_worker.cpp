@@ -5,6 +5,7 @@
 
 #include <caf/blocking_actor.hpp>
 
+#include "runtime/pi_rpc.hpp"
 #include "runtime/pi_worker.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
@@ -68,7 +69,7 @@ attempt_result run_command(caf::blocking_actor* self, const run_actor& owner,
 }
 
 attempt_result run_pi(caf::blocking_actor* self, const run_actor& owner,
-                      const task_attempt& job) {
+                      const task_attempt& job, pi_rpc_pool* pool) {
   pi_job pj;
   pj.run_id = job.run_id;
   pj.task_id = job.task_id;
@@ -104,7 +105,7 @@ attempt_result run_pi(caf::blocking_actor* self, const run_actor& owner,
     last_beat = now;
     self->send(owner, beat_atom_v, job.index, job.attempt);
   };
-  auto out = run_pi_attempt(pj, cb);
+  auto out = pool ? pool->run(pj, cb) : run_pi_attempt(pj, cb);
   attempt_result res;
   res.index = job.index;
   res.attempt = job.attempt;
@@ -119,7 +120,8 @@ attempt_result run_pi(caf::blocking_actor* self, const run_actor& owner,
 
 } // namespace
 
-void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job) {
+void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job,
+                 std::shared_ptr<pi_rpc_pool> pi_pool) {
   attempt_result res;
   res.index = job.index;
   res.attempt = job.attempt;
@@ -132,7 +134,7 @@ void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job) {
     if (job.backend == "scaffold")
       res = scaffold(job);
     else if (job.backend == "pi")
-      res = run_pi(self, owner, job);
+      res = run_pi(self, owner, job, pi_pool.get());
     else
       res = run_command(self, owner, job);
   } catch (const std::exception& e) {

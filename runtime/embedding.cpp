@@ -4,7 +4,9 @@
 #include "crew/crew.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <optional>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -23,6 +25,23 @@ namespace {
 caf::actor_system_config& configure(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::crew>();
   cfg.set("logger.console", caf::atom("none"));
+  // CAF's work stealing polls for work after each burst: 100 aggressive
+  // attempts, then 500 attempts 50 us apart (25 ms of wake-ups), then 10 ms
+  // naps. A run of pi agents sends a message every few ms (worker output,
+  // heartbeats), so the workers lived in the 50 us phase: ~60 ms of CPU per
+  // pi task, all of it sleeping and waking. A short moderate phase keeps the
+  // load test's bursts fast and idles cheaply.
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{10});
+  // A sleeping worker is woken by new work for it (CAF notifies its
+  // condition variable); the relaxed timeout only paces stealing from a busy
+  // neighbour, so it can be long.
+  cfg.set("work-stealing.relaxed-sleep-duration",
+          caf::timespan{std::chrono::milliseconds{100}});
+  // CAF starts at least 4 workers; each naps and wakes 100 times a second
+  // when idle. Blocking work runs on threads of its own (task workers, the
+  // journal), so one worker per core is enough.
+  cfg.set("scheduler.max-threads",
+          size_t{std::max(2u, std::thread::hardware_concurrency())});
   return cfg;
 }
 

@@ -224,8 +224,10 @@ std::string pi_unusable_error(const pi_command& cmd) {
 /// agent record shows.
 class pi_run {
 public:
-  pi_run(const pi_job& job, const pi_callbacks& cb)
-      : job_(job), cb_(cb), env_(cb.env ? cb.env : process_env()) {
+  pi_run(const pi_job& job, const pi_callbacks& cb,
+         const pi_attempt_backend* backend = nullptr)
+      : job_(job), cb_(cb), env_(cb.env ? cb.env : process_env()),
+        backend_(backend) {
     // nop
   }
 
@@ -246,10 +248,13 @@ private:
   void attempt_loop(Attempt&& attempt);
   attempt_outcome mock_attempt(const std::string& mode,
                                const std::string& model);
-  attempt_outcome real_attempt(const pi_command& cmd,
-                               const std::string& system_prompt_file,
-                               const std::string& stderr_file,
-                               const std::string& model);
+  template <class Exec>
+  attempt_outcome real_attempt(const std::string& model, Exec&& exec);
+  pi_attempt_report spawn_attempt(const pi_command& cmd,
+                                  const std::string& system_prompt_file,
+                                  const std::string& stderr_file,
+                                  const std::string& model, uint64_t budget,
+                                  pi_stream& stream);
   void finish_attempt(attempt_outcome& out, const pi_stream& stream,
                       const pi_outcome& oc);
   void fail_early(std::string error, int exit_code);
@@ -275,6 +280,7 @@ private:
   const pi_job& job_;
   const pi_callbacks& cb_;
   env_lookup env_;
+  const pi_attempt_backend* backend_;
   clock_type::time_point started_ = clock_type::now();
   std::string started_at_ = iso_now();
   std::string completed_at_;
@@ -338,6 +344,24 @@ pi_result pi_run::run() {
     finish();
     return std::move(result_);
   }
+  if (backend_ != nullptr) {
+    attempt_loop([&](const std::string& model) {
+      return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
+        pi_attempt_request req{
+            job_,
+            cmd,
+            model,
+            child_env_,
+            budget,
+            stream,
+            [&](std::string_view chunk) { on_chunk(stream, chunk); },
+            [&](std::string_view text) { log(text); }};
+        return (*backend_)(req);
+      });
+    });
+    finish();
+    return std::move(result_);
+  }
   private_dir tmp;
   std::string error;
   if (!tmp.create(error)) {
@@ -357,7 +381,10 @@ pi_result pi_run::run() {
   }
   auto stderr_file = (tmp.path() / "stderr.txt").string();
   attempt_loop([&](const std::string& model) {
-    return real_attempt(cmd, system_prompt_file, stderr_file, model);
+    return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
+      return spawn_attempt(cmd, system_prompt_file, stderr_file, model, budget,
+                           stream);
+    });
   });
   finish();
   return std::move(result_);
@@ -435,10 +462,9 @@ pi_run::attempt_outcome pi_run::mock_attempt(const std::string& mode,
   return out;
 }
 
-pi_run::attempt_outcome
-pi_run::real_attempt(const pi_command& cmd,
-                     const std::string& system_prompt_file,
-                     const std::string& stderr_file, const std::string& model) {
+template <class Exec>
+pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
+                                             Exec&& exec) {
   attempt_outcome out;
   out.attempt.model = model;
   if (cb_.cancel != nullptr && cb_.cancel->load()) {
@@ -461,48 +487,17 @@ pi_run::real_attempt(const pi_command& cmd,
     }
     budget = job_.timeout_ms - spent;
   }
-  pi_arg_options options;
-  options.mode = pi_output_mode::json;
-  options.model = model;
-  options.thinking = job_.thinking;
-  options.tools = job_.tools;
-  options.inherit_skills = job_.inherit_skills;
-  options.inherit_project_context = job_.inherit_project_context;
-  options.system_prompt_file = system_prompt_file;
-  options.replace_system_prompt = job_.replace_system_prompt;
-  process_spec spec;
-  spec.argv = cmd.argv;
-  for (auto& arg : pi_args(options))
-    spec.argv.push_back(std::move(arg));
-  spec.cwd = job_.cwd;
-  spec.env = child_env_;
-  spec.stdin_data = job_.prompt;
-  spec.stderr_path = stderr_file;
-  spec.timeout_ms = budget;
-  spec.idle_timeout_ms = job_.response_timeout_ms;
-  spec.kill_grace_ms = job_.kill_grace_ms;
-  std::string command;
-  for (const auto& arg : spec.argv)
-    command += (command.empty() ? "" : " ") + shell_quote(arg);
-  log("[crew] command: " + command + " < prompt ("
-      + std::to_string(job_.prompt.size()) + " bytes on stdin)\n");
-
   pi_stream stream;
   live_ = &stream;
-  process_callbacks pcb;
-  pcb.on_spawn = cb_.on_spawn;
-  pcb.cancel = cb_.cancel;
-  pcb.on_stdout = [&](std::string_view chunk) { on_chunk(stream, chunk); };
-  auto proc = run_process(spec, pcb);
+  pi_attempt_report report = exec(budget, stream);
   consume(stream.finish());
-  auto stderr_text = read_tail(stderr_file, max_logged_stderr);
+  const auto& proc = report.process;
+  const auto& stderr_text = report.stderr_text;
   if (!stderr_text.empty()) {
     log("[crew] stderr:\n" + stderr_text);
     if (stderr_text.back() != '\n')
       log("\n");
   }
-  std::error_code ec;
-  fs::remove(stderr_file, ec);
 
   out.signal = proc.signal;
   out.attempt.exit_code = proc.exit_code;
@@ -531,8 +526,10 @@ pi_run::real_attempt(const pi_command& cmd,
     if (proc.idle_timed_out)
       oc.error = "pi produced no output for "
                  + std::to_string(job_.response_timeout_ms)
-                 + " ms (response watchdog); process terminated as "
-                   "unresponsive";
+                 + " ms (response watchdog); "
+                 + (report.watchdog_action.empty()
+                        ? std::string{"process terminated as unresponsive"}
+                        : report.watchdog_action);
     else if (proc.timed_out)
       oc.error
           = "pi timed out after " + std::to_string(job_.timeout_ms) + " ms";
@@ -541,12 +538,63 @@ pi_run::real_attempt(const pi_command& cmd,
     if (auto tail = last_line(stderr_text); !tail.empty())
       oc.error += "; stderr: " + tail;
     out.stop = true;
+  } else if (!oc.success && !report.failure.empty()
+             && stream.error_message().empty()) {
+    oc.error = report.failure;
+    if (auto tail = last_line(stderr_text); !tail.empty())
+      oc.error += "; stderr: " + tail;
   } else if (!oc.success && proc.signal != 0
              && oc.error.starts_with("pi exited with code")) {
     oc.error = "pi " + proc.error;
   }
   finish_attempt(out, stream, oc);
   return out;
+}
+
+pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
+                                        const std::string& system_prompt_file,
+                                        const std::string& stderr_file,
+                                        const std::string& model,
+                                        uint64_t budget, pi_stream& stream) {
+  pi_arg_options options;
+  options.mode = pi_output_mode::json;
+  options.model = model;
+  options.thinking = job_.thinking;
+  options.tools = job_.tools;
+  options.inherit_skills = job_.inherit_skills;
+  options.inherit_project_context = job_.inherit_project_context;
+  options.system_prompt_file = system_prompt_file;
+  options.replace_system_prompt = job_.replace_system_prompt;
+  process_spec spec;
+  spec.argv = cmd.argv;
+  for (auto& arg : pi_args(options))
+    spec.argv.push_back(std::move(arg));
+  spec.cwd = job_.cwd;
+  spec.env = child_env_;
+  spec.stdin_data = job_.prompt;
+  spec.stderr_path = stderr_file;
+  spec.timeout_ms = budget;
+  spec.idle_timeout_ms = job_.response_timeout_ms;
+  spec.kill_grace_ms = job_.kill_grace_ms;
+  std::string command;
+  for (const auto& arg : spec.argv) {
+    if (!command.empty())
+      command += ' ';
+    command += shell_quote(arg);
+  }
+  log("[crew] command: " + command + " < prompt ("
+      + std::to_string(job_.prompt.size()) + " bytes on stdin)\n");
+
+  process_callbacks pcb;
+  pcb.on_spawn = cb_.on_spawn;
+  pcb.cancel = cb_.cancel;
+  pcb.on_stdout = [&](std::string_view chunk) { on_chunk(stream, chunk); };
+  pi_attempt_report report;
+  report.process = run_process(spec, pcb);
+  report.stderr_text = read_tail(stderr_file, max_logged_stderr);
+  std::error_code ec;
+  fs::remove(stderr_file, ec);
+  return report;
 }
 
 // -- live files ---------------------------------------------------------------
@@ -738,6 +786,11 @@ std::string pi_result::details_json() const {
 
 pi_result run_pi_attempt(const pi_job& job, const pi_callbacks& cb) {
   return pi_run{job, cb}.run();
+}
+
+pi_result run_pi_attempt_with(const pi_job& job, const pi_callbacks& cb,
+                              const pi_attempt_backend& backend) {
+  return pi_run{job, cb, &backend}.run();
 }
 
 } // namespace crew

@@ -5,11 +5,13 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/model_routing.hpp" // model_attempt, model_routing
 #include "runtime/pi_invocation.hpp" // env_lookup, process_env
 #include "runtime/pi_stream.hpp"     // pi_usage
+#include "runtime/process.hpp"       // process_outcome
 
 namespace crew {
 
@@ -118,5 +120,51 @@ struct pi_result {
 /// as in pi-crew. File errors on the live agent files never fail the run;
 /// failing to write the result file does. Never throws for pi failures.
 pi_result run_pi_attempt(const pi_job& job, const pi_callbacks& cb = {});
+
+// -- other execution backends (internal) ------------------------------------
+
+/// @private One model attempt that `run_pi_attempt_with` hands to a backend
+/// other than spawn mode (the warm processes of `pi_rpc_pool`). The cancel
+/// flag and the time left were checked just before.
+struct pi_attempt_request {
+  const pi_job& job;
+  const pi_command& command; ///< the resolved pi CLI
+  const std::string& model;  ///< the candidate; empty means pi's default
+  /// `job.env` plus the depth, role and inherit variables of `pi_env`.
+  const std::vector<std::string>& child_env;
+  uint64_t budget_ms; ///< left of `job.timeout_ms`; 0 means no limit
+  /// A fresh stream for this attempt. Feed it through `on_stdout` only.
+  const pi_stream& stream;
+  /// Feeds pi's stdout (whole lines or any chunks) to the stream, the
+  /// transcript, the live agent files and `on_activity`.
+  std::function<void(std::string_view chunk)> on_stdout;
+  /// Appends to the task log.
+  std::function<void(std::string_view text)> log;
+};
+
+/// @private How a backend's attempt ended, judged like a spawned pi:
+/// `process` as `run_process` reports it (`exit_code` 0 while the process
+/// lives on), then the stream decides success.
+struct pi_attempt_report {
+  process_outcome process;
+  /// pi's stderr written during the attempt (the log and error tail).
+  std::string stderr_text;
+  /// Replaces the error of a failed attempt unless the model reported one
+  /// (a failed rpc command, pi exiting in the middle of a prompt).
+  std::string failure;
+  /// What the response watchdog did, for its error message; empty means
+  /// "process terminated as unresponsive".
+  std::string watchdog_action;
+};
+
+/// @private Runs one model attempt for `run_pi_attempt_with`.
+using pi_attempt_backend
+    = std::function<pi_attempt_report(const pi_attempt_request&)>;
+
+/// @private `run_pi_attempt` with every real (not mocked, not blocked) model
+/// attempt run by `backend` instead of a spawned `pi --mode json`: the same
+/// depth guard, mock modes, model fallback, files and result.
+pi_result run_pi_attempt_with(const pi_job& job, const pi_callbacks& cb,
+                              const pi_attempt_backend& backend);
 
 } // namespace crew

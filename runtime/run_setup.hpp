@@ -13,6 +13,8 @@
 
 namespace crew {
 
+class pi_rpc_pool;
+
 /// Which kind of worker executes a run's attempts.
 enum class backend_kind : uint8_t {
   command = 1, ///< agent `command:` lines, real processes
@@ -52,6 +54,9 @@ struct run_setup {
   };
   std::vector<pi_agent> pi;
   uint64_t pi_response_timeout_ms = 300000; ///< pi-crew's responseTimeoutMs
+  /// `runtime.piMode: rpc`: warm pi processes shared by the run's attempts
+  /// (stopped when the last holder of the setup lets go); null in spawn mode.
+  std::shared_ptr<pi_rpc_pool> pi_pool;
   uint32_t max_task_depth = 0;              ///< limits.maxTaskDepth, 0: unset
   sim_params sim;
   uint64_t sim_hang_timeout_ms = 1000; ///< a hung sim attempt fails after this

@@ -18,6 +18,7 @@
 #include "messages/errors.hpp"
 #include "runtime/event_metrics.hpp"
 #include "runtime/model_routing.hpp"
+#include "runtime/pi_rpc.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
@@ -378,6 +379,11 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
     setup.pi_response_timeout_ms = ms;
   }
   setup.max_task_depth = ctx.config.limits.max_task_depth.value_or(0);
+  bool uses_pi = std::any_of(setup.commands.begin(), setup.commands.end(),
+                             [](const std::string& c) { return c.empty(); });
+  if (uses_pi && ctx.config.runtime.pi_mode == pi_mode::rpc)
+    setup.pi_pool = std::make_shared<pi_rpc_pool>(
+      std::max<size_t>(setup.engine.max_concurrent, 1));
 }
 
 void apply_config(run_setup& setup, const crew_config& cfg) {

@@ -19,6 +19,7 @@
 
 #include "crew/crew.hpp"
 #include "diag.hpp"
+#include "doctor.hpp"
 #include "reliability.hpp"
 #include "serve.hpp"
 #include "messages/errors.hpp"
@@ -74,6 +75,17 @@ std::string progress_line(const crew::run_progress& p) {
                                  : "");
 }
 
+/// CPU time (user + system) of this process and its threads, not of its
+/// workers: the orchestrator's own cost of a run.
+uint64_t own_cpu_ms() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto ms = [](const timeval& t) {
+    return static_cast<uint64_t>(t.tv_sec) * 1000 + static_cast<uint64_t>(t.tv_usec) / 1000;
+  };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
 /// Executes a prepared run in the foreground with live progress.
 int execute(const crew::project_context& ctx, const crew::node_options& node,
             crew::run_setup_ptr setup, const common_opts& o) {
@@ -112,7 +124,7 @@ int execute(const crew::project_context& ctx, const crew::node_options& node,
     std::cerr << "\r\033[K";
   if (o.json) {
     json out{{"runId", run_id}, {"status", final.status},
-             {"tasks", counts_json(final)}};
+             {"tasks", counts_json(final)}, {"cpuMs", own_cpu_ms()}};
     std::cout << out.dump() << std::endl;
   } else {
     std::cout << progress_line(final) << "\n"
@@ -720,6 +732,9 @@ int main(int argc, char** argv) {
   add_common(diag, o);
   diag->add_option("run", run_id, "run id")->required();
 
+  auto doctor = app.add_subcommand("doctor", "check pi, node, config, agents, state root and git (exit 1 on an error)");
+  add_common(doctor, o);
+
   auto verify = app.add_subcommand("verify", "replay a run's log and check its invariants (exit 1 on a violation)");
   add_common(verify, o);
   verify->add_option("run", run_id, "run id")->required();
@@ -839,6 +854,8 @@ int main(int argc, char** argv) {
     }
     if (*diag)
       return crew::cli::cmd_diag(o.cwd, run_id, o.json);
+    if (*doctor)
+      return crew::cli::cmd_doctor(o.cwd, o.json);
     if (*verify)
       return crew::cli::cmd_verify(o.cwd, run_id, o.json);
     if (*recover)

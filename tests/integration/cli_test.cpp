@@ -59,7 +59,9 @@ TEST_CASE("cli: the demo team completes all three tasks with a contiguous "
   auto last = r.last_json();
   CHECK(last["status"] == "completed");
   CHECK(last["tasks"] == json{{"completed", 3}});
-  CHECK(last.size() == 3);
+  CHECK(last.size() == 4);
+  CHECK(last["cpuMs"].get<uint64_t>() > 0); // crew's own CPU, not the workers'
+  CHECK(last["cpuMs"].get<uint64_t>() < 60'000);
   auto id = last["runId"].get<std::string>();
 
   auto evs = p.events(id);
