@@ -4,18 +4,50 @@
 # usage: bench/recover_latency.sh ROUNDS [EVENTS] [TASKS] [LATENCY_MS]
 # Each round starts `crew loadtest --tasks TASKS --latency-ms LATENCY_MS
 # --keep` (slow enough that checkpoints are taken as in a real run), kills it
-# with -9 as soon as events.jsonl holds EVENTS lines, launches
-# `crew recover --apply`, and reads the launch time against the `time` of the
-# first task.started after crew.run.resumed. Prints each round and the
-# median, and runs `crew verify` on the recovered run.
+# with -9 as soon as events.jsonl holds EVENTS lines, then recovers two
+# copies of that crash state: one without plan.bin and checkpoint.bin (the
+# baseline: plan.json parsed, the whole log replayed) and the original. For
+# each, the launch time of `crew recover --apply` is read against the `time`
+# of the first task.started after crew.run.resumed, and `crew verify` must
+# pass. Prints each recovery, the medians and the speed-up.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 crew="${CREW:-$root/build/apps/crew/crew}"
 rounds="${1:-5}"; events="${2:-1000000}"; tasks="${3:-600000}"; latency="${4:-5}"
 dir="$(mktemp -d)"
 trap 'pkill -9 -f "crew loadtest --cwd $dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+first_dispatch() { # LOG START_MS LINES VARIANT SIZE
+  python3 - "$@" <<'PY'
+import json, sys, datetime
+path, start, lines, variant, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+def ms(ev):
+    t = datetime.datetime.strptime(ev['time'], '%Y-%m-%dT%H:%M:%S.%fZ')
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+resumed = None
+with open(path, 'rb') as f:
+    f.seek(max(0, size - 65536))
+    f.readline()
+    for line in f:
+        if resumed is None:
+            if b'"crew.run.resumed"' in line:
+                resumed = json.loads(line)
+            continue
+        if b'"task.started"' in line:
+            d = resumed['data']
+            tail = d['recoveredFromSeq'] - d.get('checkpointSeq', 0)
+            print(f"{variant:11s} first dispatch {ms(json.loads(line)) - start} ms "
+                  f"(log {lines} events at the kill, checkpoint seq "
+                  f"{d.get('checkpointSeq', 0)}: {tail} events replayed, "
+                  f"{d['resumableTasks']} interrupted attempts)")
+            break
+    else:
+        sys.exit('no task.started after crew.run.resumed')
+PY
+}
+
 for i in $(seq "$rounds"); do
-  rm -rf "$dir/.crew" && mkdir -p "$dir/.crew"
+  rm -rf "$dir/.crew" "$dir/base" && mkdir -p "$dir/.crew"
   "$crew" loadtest --cwd "$dir" --tasks "$tasks" --latency-ms "$latency" --keep \
     --baseline-messages 0 >/dev/null 2>&1 &
   pid=$!
@@ -34,39 +66,24 @@ for i in $(seq "$rounds"); do
   run="$(basename "$(dirname "$log")")"
   lines=$(wc -l < "$log")
   size=$(stat -c %s "$log")
-  ck="none"
-  [ -f "$(dirname "$log")/checkpoint.bin" ] && ck="present"
-  sync
-  start=$(date +%s%3N)
-  "$crew" recover --apply "$run" --cwd "$dir" >/dev/null
-  python3 - "$log" "$start" "$lines" "$ck" "$size" <<'EOF'
-import json, sys, datetime
-path, start, lines, ck = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-size = int(sys.argv[5])
-resumed = None
-with open(path, 'rb') as f:
-    f.seek(max(0, size - 65536))
-    f.readline()
-    for line in f:
-        if resumed is None:
-            if b'"crew.run.resumed"' in line:
-                resumed = json.loads(line)
-            continue
-        if b'"task.started"' in line:
-            ev = json.loads(line)
-            t = datetime.datetime.strptime(ev['time'], '%Y-%m-%dT%H:%M:%S.%fZ')
-            t = t.replace(tzinfo=datetime.timezone.utc)
-            ms = int(t.timestamp() * 1000) - start
-            d = resumed['data']
-            print(f"first dispatch {ms} ms (log {lines} events at the kill, "
-                  f"checkpoint {ck}, recovered from seq {d['recoveredFromSeq']}, "
-                  f"{d['resumableTasks']} interrupted attempts)")
-            break
-    else:
-        sys.exit('no task.started after crew.run.resumed')
-EOF
-  "$crew" verify "$run" --cwd "$dir" >/dev/null || { echo "verify failed" >&2; exit 1; }
+  mkdir -p "$dir/base" && cp -a "$dir/.crew" "$dir/base/.crew"
+  rm -f "$dir/base/.crew/state/runs/$run/checkpoint.bin" \
+        "$dir/base/.crew/state/runs/$run/plan.bin"
+  for variant in full-replay checkpoint; do
+    where="$dir"; [ "$variant" = full-replay ] && where="$dir/base"
+    sync
+    start=$(date +%s%3N)
+    "$crew" recover --apply "$run" --cwd "$where" >/dev/null
+    first_dispatch "$where/.crew/state/runs/$run/events.jsonl" "$start" "$lines" "$variant" "$size"
+    "$crew" verify "$run" --cwd "$where" >/dev/null || { echo "verify failed" >&2; exit 1; }
+  done
 done | tee /dev/stderr | python3 -c '
 import sys, statistics
-v = [int(l.split()[2]) for l in sys.stdin if l.startswith("first dispatch")]
-print(f"median first dispatch {statistics.median(v):.0f} ms over {len(v)} rounds (verify ok)")'
+rows = [l.split() for l in sys.stdin if "first dispatch" in l]
+med = {}
+for variant in ("full-replay", "checkpoint"):
+    v = [int(r[3]) for r in rows if r[0] == variant]
+    med[variant] = statistics.median(v)
+    print(f"{variant}: median first dispatch {med[variant]:.0f} ms over {len(v)} rounds, verify ok")
+ratio = med["full-replay"] / med["checkpoint"]
+print(f"speed-up {ratio:.1f}x")'
