@@ -9,11 +9,12 @@
 #            second attempt, which answers
 # Checks every task completed, transcripts/results/usage, the fallback in
 # modelAttempts/modelRouting and the watchdog kill in the attempts.
-# usage: crew_pi_e2e.sh CREW_BINARY
+# usage: crew_pi_e2e.sh CREW_BINARY [spawn|rpc]   (runtime.piMode, default spawn)
 # Exit 77 (ctest: skipped, never passed) when npm or node is unavailable.
 set -uo pipefail
 
-crew="${1:?usage: crew_pi_e2e.sh CREW_BINARY}"
+crew="${1:?usage: crew_pi_e2e.sh CREW_BINARY [spawn|rpc]}"
+mode="${2:-spawn}"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
@@ -106,9 +107,10 @@ EOF
 # pi needs ~1-3 s to start before its first event; the hung call is silent.
 export PI_TEAMS_CHILD_RESPONSE_TIMEOUT_MS=8000
 start=$(date +%s)
-"$crew" run --team e2e --goal "e2e" --cwd "$proj" --json >"$tmp/run.out" 2>"$tmp/run.err"
+"$crew" run --team e2e --goal "e2e" --cwd "$proj" --json --set "runtime.piMode=$mode" \
+    >"$tmp/run.out" 2>"$tmp/run.err"
 rc=$?
-echo "crew run exit $rc after $(( $(date +%s) - start )) s"
+echo "crew run (piMode $mode) exit $rc after $(( $(date +%s) - start )) s"
 tail -1 "$tmp/run.out"
 run_id="$(ls "$proj/.crew/state/runs")"
 "$crew" status "$run_id" --cwd "$proj" --json >"$tmp/status.json" 2>&1
