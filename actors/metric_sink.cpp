@@ -162,10 +162,20 @@ otlp_resource resource() {
 void export_now(self_ptr self, bool force) {
   auto& st = self->state;
   auto now = steady_ns();
-  auto families = st.registry->collect();
   auto& o = st.options;
-  if (!o.metrics_dir.empty()
-      && (force || now - st.last_jsonl_ns >= int64_t(o.jsonl_interval_ms) * 1'000'000)) {
+  auto jsonl = !o.metrics_dir.empty()
+               && (force
+                   || now - st.last_jsonl_ns
+                        >= int64_t(o.jsonl_interval_ms) * 1'000'000);
+  auto otlp = o.otlp && st.exporter
+              && (force
+                  || now - st.last_otlp_ns
+                       >= int64_t(o.otlp_interval_ms) * 1'000'000);
+  // A snapshot copies every series: take none when nothing is exported.
+  if (!jsonl && !otlp)
+    return;
+  auto families = st.registry->collect();
+  if (jsonl) {
     st.last_jsonl_ns = now;
     try {
       write_metrics_jsonl(o.metrics_dir, o.retention_days, families);
@@ -173,8 +183,7 @@ void export_now(self_ptr self, bool force) {
       std::cerr << "crew: metric sink: " << e.what() << "\n";
     }
   }
-  if (o.otlp && st.exporter
-      && (force || now - st.last_otlp_ns >= int64_t(o.otlp_interval_ms) * 1'000'000)) {
+  if (otlp) {
     st.last_otlp_ns = now;
     self->send(st.exporter, export_atom_v,
                otlp_metrics_json(with_trace_ids(families), resource(),

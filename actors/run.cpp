@@ -326,7 +326,10 @@ task_attempt make_attempt(self_ptr self, uint32_t index) {
   ctx.artifacts_root = setup.paths.artifacts_dir.string();
   ctx.events_path = setup.paths.events().string();
   ctx.task_id = p.id;
-  ctx.task_cwd = setup.manifest.cwd;
+  ctx.task_cwd = setup.worktrees ? (setup.paths.crew_root / "worktrees"
+                                    / setup.manifest.run_id / p.id)
+                                     .string()
+                                : setup.manifest.cwd;
   ctx.workspace_mode = setup.manifest.workspace_mode;
   ctx.goal = setup.manifest.goal;
   ctx.step_id = p.step_id;
@@ -353,9 +356,9 @@ task_attempt make_attempt(self_ptr self, uint32_t index) {
                                                                      : ".txt")
                       .string();
   job.log_path = artifact(setup, "logs", p.id, ".log").string();
+  job.agent = p.agent;
+  job.role = p.role;
   if (job.backend == "pi") {
-    job.agent = p.agent;
-    job.role = p.role;
     if (index < setup.pi.size()) {
       auto& pi = setup.pi[index];
       job.models = pi.models;
@@ -395,7 +398,7 @@ void dispatch(self_ptr self, const std::vector<uint32_t>& indices) {
     auto attempt = job.attempt;
     auto worker = self->spawn<caf::detached + caf::monitored>(
       task_worker, caf::actor_cast<run_actor>(self), std::move(job),
-      setup.pi_pool);
+      st.setup);
     st.workers.emplace(worker.address(), std::make_pair(i, attempt));
   }
 }

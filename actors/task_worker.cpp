@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include <caf/blocking_actor.hpp>
 
@@ -121,7 +122,7 @@ attempt_result run_pi(caf::blocking_actor* self, const run_actor& owner,
 } // namespace
 
 void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job,
-                 std::shared_ptr<pi_rpc_pool> pi_pool) {
+                 run_setup_ptr setup) {
   attempt_result res;
   res.index = job.index;
   res.attempt = job.attempt;
@@ -131,12 +132,30 @@ void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job,
     std::filesystem::create_directories(
       std::filesystem::path{job.log_path}.parent_path());
     write_file_atomic(job.prompt_path, job.prompt + "\n", false);
+    std::optional<task_worktree> wt;
+    if (setup->worktrees && job.backend != "scaffold") {
+      wt = prepare_task_worktree(setup->manifest.cwd, setup->paths.crew_root,
+                                 job.run_id, job.task_id, setup->worktree,
+                                 job.agent);
+      job.cwd = wt->agent_cwd.string();
+    }
     if (job.backend == "scaffold")
       res = scaffold(job);
     else if (job.backend == "pi")
-      res = run_pi(self, owner, job, pi_pool.get());
+      res = run_pi(self, owner, job, setup->pi_pool.get());
     else
       res = run_command(self, owner, job);
+    if (wt) {
+      // The diff documents the attempt; failing to record it does not
+      // change its outcome.
+      try {
+        record_task_diff(*wt, setup->paths.artifacts_dir, job.task_id);
+      } catch (const std::exception& e) {
+        append_file(job.log_path,
+                    std::string{"crew: diff not recorded: "} + e.what() + "\n",
+                    false);
+      }
+    }
   } catch (const std::exception& e) {
     res.ok = false;
     res.error = std::string{"worker error: "} + e.what();

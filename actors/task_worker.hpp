@@ -13,9 +13,9 @@ namespace crew {
 /// actor): writes the prompt, runs the worker process (or the scaffold),
 /// reports the pid, then the result, to the run actor. The run actor
 /// monitors it: if it dies without a result, the attempt has failed.
-/// `pi_pool` (runtime.piMode rpc) runs pi attempts on warm processes; null:
-/// one pi process per attempt.
+/// From `setup`: the warm pi processes (runtime.piMode rpc) and worktree
+/// mode (the attempt runs in the task's git worktree, its diff recorded).
 void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job,
-                 std::shared_ptr<pi_rpc_pool> pi_pool);
+                 run_setup_ptr setup);
 
 } // namespace crew

@@ -7,6 +7,7 @@
 
 #include "runtime/run_engine.hpp"
 #include "runtime/sim.hpp"
+#include "runtime/worktree.hpp"
 #include "store/model.hpp"
 #include "store/event_log.hpp"
 #include "store/paths.hpp"
@@ -58,6 +59,10 @@ struct run_setup {
   /// (stopped when the last holder of the setup lets go); null in spawn mode.
   std::shared_ptr<pi_rpc_pool> pi_pool;
   uint32_t max_task_depth = 0;              ///< limits.maxTaskDepth, 0: unset
+  /// `workspaceMode: worktree`: each task runs in its own git worktree and
+  /// branch under `<crew root>/worktrees/<run>/<task>`.
+  bool worktrees = false;
+  worktree_options worktree;
   sim_params sim;
   uint64_t sim_hang_timeout_ms = 1000; ///< a hung sim attempt fails after this
   uint64_t snapshot_interval_ms = 1000; ///< tasks.json + manifest.json

@@ -386,6 +386,25 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
       std::max<size_t>(setup.engine.max_concurrent, 1));
 }
 
+/// Worktree mode from the config (`requireCleanWorktreeLeader`,
+/// `worktree.*`); for a new run the leader must be usable before anything
+/// is written.
+void apply_workspace(run_setup& setup, const project_context& ctx,
+                     bool check_leader) {
+  setup.worktrees = setup.manifest.workspace_mode == "worktree";
+  if (!setup.worktrees)
+    return;
+  auto& opts = setup.worktree;
+  auto& cfg = ctx.config;
+  opts.require_clean_leader = cfg.require_clean_worktree_leader;
+  auto wt = cfg.values.value("worktree", nlohmann::json::object());
+  opts.setup_hook = wt.value("setupHook", std::string{});
+  opts.setup_hook_timeout_ms = wt.value("setupHookTimeoutMs", uint64_t{30000});
+  opts.link_node_modules = wt.value("linkNodeModules", false);
+  if (check_leader)
+    check_worktree_leader(ctx.project_root, opts, ctx.crew_root);
+}
+
 void apply_config(run_setup& setup, const crew_config& cfg) {
   auto& rel = cfg.reliability;
   setup.deadletter_threshold = rel.deadletter_threshold;
@@ -570,6 +589,7 @@ run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
   setup->engine.runtime = m.runtime_mode;
   apply_config(*setup, ctx.config);
   fill_workers(*setup, ctx);
+  apply_workspace(*setup, ctx, setup->backend == backend_kind::command);
   // Everything is validated: from here on the run exists on disk.
   fs::create_directories(setup->paths.state_dir);
   fs::create_directories(setup->paths.artifacts_dir);
@@ -777,6 +797,8 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
   m.runtime_mode = to_string(setup->backend);
   setup->engine.runtime = m.runtime_mode;
   apply_config(*setup, ctx.config);
+  if (setup->backend == backend_kind::command)
+    apply_workspace(*setup, ctx, false); // tasks check the leader themselves
   setup->lock = std::move(lock);
   return setup;
 }

@@ -22,6 +22,7 @@
 #include "doctor.hpp"
 #include "reliability.hpp"
 #include "serve.hpp"
+#include "runtime/worktree.hpp"
 #include "messages/errors.hpp"
 #include "store/json_writer.hpp"
 #include "store/paths.hpp"
@@ -467,6 +468,42 @@ int cmd_plan(const common_opts& o, const std::string& team,
   return 0;
 }
 
+/// `crew cleanup RUN [--force]`: the run's worktrees (workspaceMode
+/// worktree). A running run is refused: its tasks use them.
+int cmd_cleanup(const common_opts& o, const std::string& run_id, bool force) {
+  auto root = crew::crew_root_for(o.cwd);
+  auto v = crew::load_run(root, run_id);
+  if (v.owner_alive)
+    throw crew::input_error(fmt::format(
+      "run '{}' is executing in pid {}: cancel it or wait before cleaning up "
+      "its worktrees", run_id, v.owner_pid));
+  auto paths = crew::make_run_paths(root, run_id);
+  auto report = crew::cleanup_run_worktrees(v.manifest.cwd, root, run_id,
+                                            paths.artifacts_dir, force);
+  if (o.json) {
+    std::cout << json{{"runId", run_id},
+                      {"removed", report.removed},
+                      {"preserved", report.preserved},
+                      {"artifacts", report.artifacts},
+                      {"errors", report.errors}}
+                   .dump()
+              << std::endl;
+  } else {
+    for (auto& x : report.removed)
+      std::cout << "removed    " << x << "\n";
+    for (auto& x : report.preserved)
+      std::cout << "preserved  " << x << " (dirty; crew cleanup " << run_id
+                << " --force removes it)\n";
+    for (auto& x : report.artifacts)
+      std::cout << "diff       " << x << "\n";
+    for (auto& x : report.errors)
+      std::cout << "error      " << x << "\n";
+    if (report.removed.empty() && report.preserved.empty() && report.errors.empty())
+      std::cout << "no worktrees for run " << run_id << "\n";
+  }
+  return report.errors.empty() ? 0 : 1;
+}
+
 int cmd_cancel(const common_opts& o, const std::string& run_id) {
   auto root = crew::crew_root_for(o.cwd);
   auto outcome = crew::cancel_run(root, run_id);
@@ -699,6 +736,15 @@ int main(int argc, char** argv) {
   events->add_option("--since", since, "only events with seq > SEQ");
   events->add_flag("--follow", follow, "keep printing new events until the run ends");
 
+  bool force = false;
+  auto cleanup = app.add_subcommand(
+    "cleanup", "remove a run's git worktrees and branches (dirty ones are kept, "
+               "their diff saved, unless --force)");
+  add_common(cleanup, o);
+  cleanup->add_option("run", run_id, "run id")->required();
+  cleanup->add_flag("--force", force,
+                    "also remove dirty worktrees (after saving their diff)");
+
   auto cancel = app.add_subcommand("cancel", "stop a run and kill its workers");
   add_common(cancel, o);
   cancel->add_option("run", run_id, "run id")->required();
@@ -841,6 +887,8 @@ int main(int argc, char** argv) {
       return cmd_events(o, run_id, since, follow);
     if (*cancel)
       return cmd_cancel(o, run_id);
+    if (*cleanup)
+      return cmd_cleanup(o, run_id, force);
     if (*serve) {
       check_interrupted(crew::load_project(o.cwd, {}));
       serve_o.cwd = o.cwd;

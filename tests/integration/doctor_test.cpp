@@ -106,18 +106,6 @@ void pi_agent(const project& p, const std::string& name, const std::string& extr
             + "---\n\nYou help.\n");
 }
 
-/// Runs `sh -c command` in the project root; fails the test unless it exits 0.
-void sh(const project& p, const std::string& command) {
-  crew::process_spec spec;
-  spec.command_line = command;
-  spec.cwd = p.root.string();
-  spec.env = p.env();
-  spec.timeout_ms = 30000;
-  auto outcome = crew::run_process(spec);
-  REQUIRE_MESSAGE(outcome.success(), command << ": " << outcome.error << " "
-                                             << outcome.stderr_tail);
-}
-
 constexpr const char* npm_fix = "npm install -g @mariozechner/pi-coding-agent";
 
 } // namespace
@@ -391,13 +379,13 @@ TEST_CASE("doctor: workspaceMode worktree needs git and a clean leader") {
   CHECK(contains(row, "detail", "git status` failed"));
   CHECK(contains(row, "fix", "workspaceMode: single"));
 
-  sh(p, "git init -q .");
+  p.sh("git init -q .");
   row = doctor(); // a repository without a commit
   CHECK(row["status"] == "error");
   CHECK(contains(row, "detail", "no commit yet"));
 
   p.write("src/a.txt", "a\n");
-  sh(p, "git add src && git -c user.name=t -c user.email=t@t commit -q -m init");
+  p.sh("git add src && git -c user.name=t -c user.email=t@t commit -q -m init");
   row = doctor(); // clean; .crew/ (untracked state) does not count
   CHECK_MESSAGE(row["status"] == "ok", row.dump());
   CHECK(contains(row, "detail", "is clean"));

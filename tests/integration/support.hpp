@@ -222,6 +222,25 @@ struct project {
     write(".crew/workflows/" + name + ".workflow.md", text);
   }
 
+  /// Runs `sh -c command` in the project root and returns its stdout; fails
+  /// the test unless it exits 0.
+  std::string sh(const std::string& command) const {
+    process_spec spec;
+    spec.command_line = command;
+    spec.cwd = root.string();
+    spec.env = env();
+    spec.timeout_ms = 30000;
+    auto out_file = base / "sh.out";
+    spec.stdout_path = out_file.string();
+    auto outcome = run_process(spec);
+    REQUIRE_MESSAGE(outcome.success(), command << ": " << outcome.error << " "
+                                               << outcome.stderr_tail);
+    auto out = read_text(out_file);
+    std::error_code ec;
+    fs::remove(out_file, ec);
+    return out;
+  }
+
   std::vector<std::string> env() const {
     return {"HOME=" + home.string(), "PI_TEAMS_HOME=" + home.string(),
             "PI_CREW_EXECUTE_WORKERS=1", "PI_TEAMS_EXECUTE_WORKERS=1"};
