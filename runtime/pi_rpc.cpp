@@ -1,5 +1,7 @@
 #include "runtime/pi_rpc.hpp"
 
+#include "runtime/detail/spawn_util.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -85,99 +87,10 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-/// Blocks SIGPIPE on this thread while we write to pi's stdin, so that a
-/// dead pi turns into EPIPE instead of killing us; a SIGPIPE raised by our
-/// own write is consumed before the old mask comes back.
-class sigpipe_guard {
-public:
-  sigpipe_guard() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
-    was_blocked_ = sigismember(&old_, SIGPIPE) == 1;
-  }
-  sigpipe_guard(const sigpipe_guard&) = delete;
-  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
-  ~sigpipe_guard() {
-    if (!was_blocked_) {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGPIPE);
-      timespec zero{0, 0};
-      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-        // nop: drop the SIGPIPEs raised by our writes
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
-private:
-  sigset_t old_;
-  bool was_blocked_ = false;
-};
-
 void close_fd(int& fd) {
   if (fd >= 0)
     ::close(fd);
   fd = -1;
-}
-
-/// A close-on-exec pipe whose ends are numbered >= 3, so that dup2 onto
-/// 0/1/2 in the child always yields a fresh, inheritable descriptor.
-bool make_pipe(int (&fds)[2], int& err) {
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    err = errno;
-    return false;
-  }
-  for (int& fd : fds) {
-    if (fd < 3) {
-      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-      if (moved < 0) {
-        err = errno;
-        ::close(fds[0]);
-        ::close(fds[1]);
-        return false;
-      }
-      ::close(fd);
-      fd = moved;
-    }
-  }
-  return true;
-}
-
-void set_nonblocking(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0)
-    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
-/// `environ` with `extra` entries replacing equal keys (the last one wins).
-bool build_env(const std::vector<std::string>& extra,
-               std::vector<std::string>& out, std::string& error) {
-  auto key_of = [](std::string_view kv) { return kv.substr(0, kv.find('=')); };
-  for (const auto& kv : extra) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      error = "invalid environment entry '" + kv + "' (expected KEY=VALUE)";
-      return false;
-    }
-  }
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry{*e};
-    if (std::none_of(extra.begin(), extra.end(), [&](const auto& kv) {
-          return key_of(kv) == key_of(entry);
-        }))
-      out.emplace_back(entry);
-  }
-  for (size_t i = 0; i < extra.size(); ++i) {
-    auto key = key_of(extra[i]);
-    if (std::none_of(extra.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                     extra.end(),
-                     [&](const auto& kv) { return key_of(kv) == key; }))
-      out.push_back(extra[i]);
-  }
-  return true;
 }
 
 std::string quote_arg(std::string_view arg) {
@@ -387,7 +300,7 @@ void kill_worker(pi_rpc_pool::worker& w, milliseconds grace) {
 void flush_input(pi_rpc_pool::worker& w) {
   if (w.pending.empty() || w.in < 0)
     return;
-  sigpipe_guard no_sigpipe;
+  detail::sigpipe_guard no_sigpipe;
   size_t done = 0;
   while (done < w.pending.size()) {
     auto n = ::write(w.in, w.pending.data() + done, w.pending.size() - done);
@@ -562,7 +475,7 @@ bool spawn_worker(pi_rpc_pool::worker& w, const pi_attempt_request& req,
                  "crew-worker", dir});
 #endif
   std::vector<std::string> env_store;
-  if (!build_env(req.child_env, env_store, error))
+  if (!detail::build_env(req.child_env, env_store, error))
     return false;
 
   auto stderr_file = (w.dir / "stderr.txt").string();
@@ -575,12 +488,12 @@ bool spawn_worker(pi_rpc_pool::worker& w, const pi_attempt_request& req,
   w.err = ::open(stderr_file.c_str(), O_RDONLY | O_CLOEXEC);
   int in_pipe[2], out_pipe[2];
   int pipe_err = 0;
-  if (!make_pipe(in_pipe, pipe_err)) {
+  if (!detail::make_pipe(in_pipe, pipe_err)) {
     ::close(err_write);
     error = "pipe: " + errno_text(pipe_err);
     return false;
   }
-  if (!make_pipe(out_pipe, pipe_err)) {
+  if (!detail::make_pipe(out_pipe, pipe_err)) {
     ::close(err_write);
     ::close(in_pipe[0]);
     ::close(in_pipe[1]);
@@ -639,8 +552,8 @@ bool spawn_worker(pi_rpc_pool::worker& w, const pi_attempt_request& req,
   w.pid = pid;
   w.in = in_pipe[1];
   w.out = out_pipe[0];
-  set_nonblocking(w.in);
-  set_nonblocking(w.out);
+  detail::set_nonblocking(w.in);
+  detail::set_nonblocking(w.out);
   std::string command;
   for (const auto& arg : argv) {
     if (!command.empty())

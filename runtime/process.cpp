@@ -1,5 +1,7 @@
 #include "runtime/process.hpp"
 
+#include "runtime/detail/spawn_util.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -71,39 +73,6 @@ private:
   int fd_ = -1;
 };
 
-/// Blocks SIGPIPE on this thread while we write to the child's stdin, so a
-/// child that exits without reading turns into EPIPE instead of killing us.
-/// A SIGPIPE raised by our own write is pending on this thread only and is
-/// consumed before the old mask comes back.
-class sigpipe_guard {
-public:
-  sigpipe_guard() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
-    was_blocked_ = sigismember(&old_, SIGPIPE) == 1;
-  }
-  sigpipe_guard(const sigpipe_guard&) = delete;
-  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
-  ~sigpipe_guard() {
-    if (!was_blocked_) {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGPIPE);
-      timespec zero{0, 0};
-      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-        // nop: drop the SIGPIPEs raised by our writes
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
-private:
-  sigset_t old_;
-  bool was_blocked_ = false;
-};
-
 /// Kills and reaps a spawned child if we leave early (e.g. a callback threw).
 struct child_guard {
   pid_t pid = -1;
@@ -119,66 +88,13 @@ struct child_guard {
   }
 };
 
-/// Creates a pipe whose ends are close-on-exec and numbered >= 3, so that
-/// dup2 onto 0/1/2 in the child always yields a fresh, inheritable fd.
+/// `detail::make_pipe` into owned descriptors.
 bool make_pipe(unique_fd& read_end, unique_fd& write_end, int& err) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    err = errno;
+  if (!detail::make_pipe(fds, err))
     return false;
-  }
-  for (int& fd : fds) {
-    if (fd < 3) {
-      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-      if (moved < 0) {
-        err = errno;
-        ::close(fds[0]);
-        ::close(fds[1]);
-        return false;
-      }
-      ::close(fd);
-      fd = moved;
-    }
-  }
   read_end.reset(fds[0]);
   write_end.reset(fds[1]);
-  return true;
-}
-
-void set_nonblocking(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0)
-    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
-/// Builds `environ` with `extra` entries replacing equal keys.
-bool build_env(const std::vector<std::string>& extra,
-               std::vector<std::string>& out, std::string& error) {
-  for (const auto& kv : extra) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      error = "invalid environment entry '" + kv + "' (expected KEY=VALUE)";
-      return false;
-    }
-  }
-  auto overridden = [&](std::string_view entry) {
-    auto key = entry.substr(0, entry.find('='));
-    return std::any_of(extra.begin(), extra.end(), [&](const auto& kv) {
-      return std::string_view{kv}.substr(0, kv.find('=')) == key;
-    });
-  };
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e)
-    if (!overridden(*e))
-      out.emplace_back(*e);
-  // Later duplicates in `extra` win: keep only the last entry per key.
-  for (size_t i = 0; i < extra.size(); ++i) {
-    auto key = std::string_view{extra[i]}.substr(0, extra[i].find('='));
-    bool later = false;
-    for (size_t j = i + 1; j < extra.size() && !later; ++j)
-      later = std::string_view{extra[j]}.substr(0, extra[j].find('=')) == key;
-    if (!later)
-      out.push_back(extra[i]);
-  }
   return true;
 }
 
@@ -426,7 +342,7 @@ process_outcome run_process(const process_spec& spec,
   }
   std::vector<std::string> env_store;
   std::string env_error;
-  if (!build_env(spec.env, env_store, env_error))
+  if (!detail::build_env(spec.env, env_store, env_error))
     return spawn_failure(env_error);
   std::vector<char*> argv;
   for (auto& arg : argv_store)
@@ -480,7 +396,7 @@ process_outcome run_process(const process_spec& spec,
   if (spawn_chdir)
     posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
 #endif
-  sigpipe_guard no_sigpipe;
+  detail::sigpipe_guard no_sigpipe;
   child_guard child;
   // glibc reports a failed exec (missing program, no permission) as the
   // return value of posix_spawn(p), so it surfaces as a spawn failure.
@@ -512,9 +428,9 @@ process_outcome run_process(const process_spec& spec,
   if (spec.stdin_data.empty())
     in_write.reset();
   else
-    set_nonblocking(in_write.get());
-  set_nonblocking(out.pipe.get());
-  set_nonblocking(err.pipe.get());
+    detail::set_nonblocking(in_write.get());
+  detail::set_nonblocking(out.pipe.get());
+  detail::set_nonblocking(err.pipe.get());
 
   const bool has_timeout = spec.timeout_ms > 0;
   const auto deadline = started + milliseconds{spec.timeout_ms};
