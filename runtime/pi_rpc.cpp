@@ -93,24 +93,6 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-std::string quote_arg(std::string_view arg) {
-  bool plain = !arg.empty()
-               && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
-                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789-_./:=,@+%")
-                      == std::string_view::npos;
-  if (plain)
-    return std::string{arg};
-  std::string out = "'";
-  for (char c : arg) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
 /// "exit code 3" or "killed by signal 9 (SIGKILL)".
 std::string describe_status(int status) {
   if (WIFSIGNALED(status))
@@ -558,7 +540,7 @@ bool spawn_worker(pi_rpc_pool::worker& w, const pi_attempt_request& req,
   for (const auto& arg : argv) {
     if (!command.empty())
       command += ' ';
-    command += quote_arg(arg);
+    command += detail::shell_quote(arg);
   }
   req.log("[crew] rpc: spawned pi process " + std::to_string(pid) + ": "
           + command + "\n");

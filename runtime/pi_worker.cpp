@@ -1,5 +1,7 @@
 #include "runtime/pi_worker.hpp"
 
+#include "runtime/detail/spawn_util.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -75,25 +77,6 @@ std::string last_line(std::string_view text) {
     text.remove_suffix(1);
   auto nl = text.rfind('\n');
   return std::string{nl == std::string_view::npos ? text : text.substr(nl + 1)};
-}
-
-/// Quotes an argument for the log when it is not plainly printable.
-std::string shell_quote(std::string_view arg) {
-  bool plain = !arg.empty()
-               && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
-                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789-_./:=,@+%")
-                      == std::string_view::npos;
-  if (plain)
-    return std::string{arg};
-  std::string out = "'";
-  for (char c : arg) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
 }
 
 /// An append-only file that never throws: a write error (a full disk, a
@@ -580,7 +563,7 @@ pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
   for (const auto& arg : spec.argv) {
     if (!command.empty())
       command += ' ';
-    command += shell_quote(arg);
+    command += detail::shell_quote(arg);
   }
   log("[crew] command: " + command + " < prompt ("
       + std::to_string(job_.prompt.size()) + " bytes on stdin)\n");

@@ -90,4 +90,22 @@ bool build_env(const std::vector<std::string>& extra,
   return true;
 }
 
+std::string shell_quote(std::string_view arg) {
+  bool plain = !arg.empty()
+               && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_./:=,@+%")
+                      == std::string_view::npos;
+  if (plain)
+    return std::string{arg};
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
 } // namespace crew::detail

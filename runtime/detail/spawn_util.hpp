@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crew::detail {
@@ -37,5 +38,8 @@ void set_nonblocking(int fd);
 /// (the last of duplicates wins). False with `error` set on a malformed entry.
 bool build_env(const std::vector<std::string>& extra,
                std::vector<std::string>& out, std::string& error);
+
+/// `arg` quoted for a POSIX shell (for logs that show a command line).
+std::string shell_quote(std::string_view arg);
 
 } // namespace crew::detail

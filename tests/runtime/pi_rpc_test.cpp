@@ -19,8 +19,12 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include "tests/support/pi_helpers.hpp"
 
 using namespace crew;
+using crew::test::lines_of;
+using crew::test::map_env;
+using crew::test::slurp;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -144,28 +148,6 @@ while True:
     else:
         respond(False, error="Unknown command: %s" % t)
 )FAKE";
-
-env_lookup map_env(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](
-             std::string_view name) -> std::optional<std::string> {
-    if (auto i = vars.find(std::string{name}); i != vars.end())
-      return i->second;
-    return std::nullopt;
-  };
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-}
-
-strings lines_of(const std::string& text) {
-  strings out;
-  std::istringstream in{text};
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
 
 bool contains(const std::string& text, std::string_view what) {
   return text.find(what) != std::string::npos;
