@@ -19,6 +19,7 @@
 #include "runtime/event_metrics.hpp"
 #include "runtime/model_routing.hpp"
 #include "runtime/pi_rpc.hpp"
+#include "runtime/research_expansion.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
@@ -531,8 +532,13 @@ planned_run plan_run(const project_context& ctx, std::string_view team_name,
                                   known));
   }
   pr.workflow = *workflow;
+  // pi-crew's parallel-research expansion (inventory §4.10): with
+  // Source/pi-* projects, one explore shard per few projects.
+  if (pr.workflow.name == "parallel-research")
+    if (auto steps = expand_parallel_research(ctx.project_root))
+      pr.workflow.steps = std::move(*steps);
   std::string errors;
-  for (auto& issue : validate_workflow_for_team(*team, *workflow)) {
+  for (auto& issue : validate_workflow_for_team(*team, pr.workflow)) {
     if (issue.error)
       errors += (errors.empty() ? "" : "\n") + issue.to_string();
     else
@@ -545,10 +551,10 @@ planned_run plan_run(const project_context& ctx, std::string_view team_name,
                               role.name, role.agent);
   if (!errors.empty())
     throw input_error(errors);
-  if (workflow->steps.empty())
+  if (pr.workflow.steps.empty())
     throw input_error(fmt::format("{}: workflow '{}' has no steps",
                                   workflow->path, workflow->name));
-  pr.plan = build_plan(*team, *workflow);
+  pr.plan = build_plan(*team, pr.workflow);
   concurrency_inputs in;
   in.workflow_name = workflow->name;
   in.workflow_max = workflow->max_concurrency;

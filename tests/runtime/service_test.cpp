@@ -261,3 +261,26 @@ TEST_CASE("service: prepare_loadtest validates and creates a sim run") {
   CHECK_EQ(view.plan.size(), 10u);
   CHECK_EQ(view.manifest.runtime_mode, "sim");
 }
+
+TEST_CASE("service: the parallel-research workflow expands over Source/pi-* "
+          "projects, else keeps its own steps") {
+  project p;
+  auto plain = plan_run(p.ctx(), "parallel-research", "");
+  std::vector<std::string> own;
+  for (auto& t : plain.plan)
+    own.push_back(t.step_id);
+  for (auto name : {"pi-a", "pi-b", "pi-c", "pi-d", "pi-e"})
+    fs::create_directories(p.dir.path / "Source" / name);
+  auto pr = plan_run(p.ctx(), "parallel-research", "");
+  std::vector<std::string> steps;
+  for (auto& t : pr.plan)
+    steps.push_back(t.step_id);
+  // 5 projects: min(8, max(4, ceil(5/3))) = 4 shards
+  CHECK_EQ(steps, std::vector<std::string>{"discover", "explore-shard-1",
+                                           "explore-shard-2", "explore-shard-3",
+                                           "explore-shard-4", "synthesize", "write"});
+  CHECK_NE(steps, own);
+  auto& synth = pr.plan[5];
+  CHECK_EQ(synth.deps, std::vector<uint32_t>{1, 2, 3, 4});
+  CHECK_EQ(synth.role, "analyst");
+}
