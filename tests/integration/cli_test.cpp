@@ -668,8 +668,9 @@ TEST_CASE("cli: cancelling a run whose crew process died also stops its "
   int wpid = 0;
   {
     spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
-    REQUIRE(wait_until([&] { return (wpid = read_pid(p.path("w.pid"))) > 0; },
-                       8000ms));
+    REQUIRE(wait_until([&] {
+      return (wpid = read_pid(p.path("w.pid"))) > 0 && p.worker_recorded();
+    }, 8000ms));
     p.track(wpid);
     ::kill(proc.pid, SIGKILL); // the owner dies abruptly (OOM, crash)
     proc.wait(5000ms);

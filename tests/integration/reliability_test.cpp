@@ -187,7 +187,11 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   {
     spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
     p.track(proc.pid);
-    REQUIRE(wait_until([&] { return read_pid(p.path("w.pid")) > 0; }, 8000ms));
+    // killed once the worker is on record (before that, no crew process
+    // knows it: the window between spawn and the durable task.worker event)
+    REQUIRE(wait_until([&] {
+      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
+    }, 8000ms));
     ::kill(proc.pid, SIGKILL);
     proc.wait(5000ms);
   }

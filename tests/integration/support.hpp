@@ -305,6 +305,18 @@ struct project {
     return r.doc();
   }
 
+  /// Whether the only run's log already records its worker process (a
+  /// `task.worker` event): from then on a crash of crew cannot orphan it.
+  bool worker_recorded() const {
+    auto runs = root / ".crew" / "state" / "runs";
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(runs, ec))
+      if (read_text(e.path() / "events.jsonl").find("\"task.worker\"")
+          != std::string::npos)
+        return true;
+    return false;
+  }
+
   /// A recursive listing (path, type, size, mtime) of the project directory.
   std::string snapshot() const {
     std::vector<std::string> entries;
