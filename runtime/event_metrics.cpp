@@ -149,13 +149,15 @@ std::string_view event_metrics::task_id(const run_entry& run,
   return (*run.plan)[index].id;
 }
 
-histogram& event_metrics::duration_for(run_entry& run, const std::string& role) {
-  auto i = run.duration_by_role.find(role);
-  if (i != run.duration_by_role.end())
-    return *i->second;
-  auto& h = task_duration_.add({{"role", role}});
-  run.duration_by_role.emplace(role, &h);
-  return h;
+event_metrics::role_entry& event_metrics::role_for(run_entry& run,
+                                                   const std::string& role) {
+  auto i = run.by_role.find(role);
+  if (i != run.by_role.end())
+    return i->second;
+  auto& duration = task_duration_.add({{"role", role}});
+  auto& entry = run.by_role[role];
+  entry.duration = &duration;
+  return entry;
 }
 
 void event_metrics::apply_one(const std::string& run_id, run_entry& run,
@@ -182,20 +184,27 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
         auto& role = run.plan && n.task < run.plan->size()
                        ? (*run.plan)[n.task].role
                        : run.team;
-        duration_for(run, role).observe(static_cast<double>(n.value));
-        if (n.tokens > 0)
-          task_tokens_.add({{"role", role}}).observe(static_cast<double>(n.tokens));
+        auto& series = role_for(run, role);
+        series.duration->observe(static_cast<double>(n.value));
+        if (n.tokens > 0) {
+          // Created on the first tokens only: no empty series otherwise.
+          if (series.tokens == nullptr)
+            series.tokens = &task_tokens_.add({{"role", role}});
+          series.tokens->observe(static_cast<double>(n.tokens));
+        }
         if (n.attempt > 0)
           run.retry_count->observe(static_cast<double>(n.attempt - 1));
       }
       break;
     }
     case note_kind::task_retry: {
-      label_set labels{{"runId", run_id},
-                       {"taskId", std::string{task_id(run, n.task)}}};
+      // Per-task series: the lookups refer to the run's strings and copy
+      // them only when they create the series.
+      auto task = task_id(run, n.task);
       task_retries_->inc();
-      retry_attempts_.add(labels).inc();
-      retry_delay_.add(std::move(labels)).observe(static_cast<double>(n.value));
+      retry_attempts_.add({{"runId", run_id}, {"taskId", task}}).inc();
+      retry_delay_.add({{"runId", run_id}, {"taskId", task}})
+        .observe(static_cast<double>(n.value));
       break;
     }
     case note_kind::task_deadletter:
@@ -203,8 +212,7 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
       break;
     case note_kind::task_heartbeat: {
       auto level = heartbeat_level_name(n.status);
-      staleness_
-        .add({{"runId", run_id}, {"taskId", std::string{task_id(run, n.task)}}})
+      staleness_.add({{"runId", run_id}, {"taskId", task_id(run, n.task)}})
         .set(static_cast<double>(n.value));
       heartbeat_levels_.add({{"runId", run_id}, {"level", level}}).inc();
       break;
@@ -212,8 +220,7 @@ void event_metrics::apply_one(const std::string& run_id, run_entry& run,
     case note_kind::heartbeat_dead:
       // once per transition into dead, not per dead tick
       heartbeat_dead_.add({{"runId", run_id}}).inc();
-      staleness_
-        .add({{"runId", run_id}, {"taskId", std::string{task_id(run, n.task)}}})
+      staleness_.add({{"runId", run_id}, {"taskId", task_id(run, n.task)}})
         .set(static_cast<double>(n.value));
       break;
     case note_kind::mailbox:

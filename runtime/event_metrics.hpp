@@ -53,6 +53,12 @@ public:
                  const std::string& events_path);
 
 private:
+  /// Per-role series of a run; `tokens` is created by the first tokens.
+  struct role_entry {
+    histogram* duration = nullptr;
+    histogram* tokens = nullptr;
+  };
+
   struct run_entry {
     std::string team;
     std::shared_ptr<const std::vector<planned_task>> plan;
@@ -60,12 +66,12 @@ private:
     histogram* retry_count = nullptr;
     gauge* queued = nullptr;
     gauge* running = nullptr;
-    std::unordered_map<std::string, histogram*> duration_by_role;
+    std::unordered_map<std::string, role_entry> by_role;
   };
 
   void apply_one(const std::string& run_id, run_entry& run, const event_note& n);
   std::string_view task_id(const run_entry& run, uint32_t index) const;
-  histogram& duration_for(run_entry& run, const std::string& role);
+  role_entry& role_for(run_entry& run, const std::string& role);
 
   family<counter>& run_count_;
   family<histogram>& run_duration_;

@@ -1,6 +1,8 @@
 #include "observability/metrics.hpp"
 
 #include <cmath>
+#include <map>
+#include <string>
 #include <stdexcept>
 #include <thread>
 
@@ -170,6 +172,128 @@ TEST_CASE("family: rejects invalid and duplicate label names") {
   CHECK_THROWS_AS(f.add({{"9x", "x"}}), std::invalid_argument);
   CHECK_THROWS_AS(f.add({{"a", "1"}, {"a", "2"}}), std::invalid_argument);
   CHECK(f.size() == 0);
+}
+
+TEST_CASE("family: label refs and label sets name the same series") {
+  family<counter> f{"crew.task.retry_attempt_total", "Retries"};
+  std::string run = "loadtest_20261126031919_abcdef01"; // beyond SSO
+  auto& a = f.add({{"runId", run}, {"taskId", "t1"}});
+  CHECK(&f.add(label_set{{"taskId", "t1"}, {"runId", run}}) == &a);
+  CHECK(&f.add({{"taskId", "t1"}, {"runId", run}}) == &a);
+  CHECK(f.has({{"runId", run}, {"taskId", "t1"}}));
+  CHECK(!f.has({{"runId", run}, {"taskId", "t2"}}));
+  // more labels than the key keeps on the stack, unsorted
+  auto& b = f.add({{"e", "5"}, {"c", "3"}, {"a", "1"}, {"d", "4"}, {"b", "2"}});
+  CHECK(&f.add(label_set{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"},
+                         {"e", "5"}})
+        == &b);
+  CHECK(f.size() == 2);
+  auto snap = f.collect();
+  REQUIRE(snap.samples.size() == 2);
+  CHECK(snap.samples[0].labels
+        == label_set{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"e", "5"}});
+  CHECK(snap.samples[1].labels == label_set{{"runId", run}, {"taskId", "t1"}});
+}
+
+TEST_CASE("family: collect orders series by labels across adds and removes") {
+  family<gauge> f{"crew.heartbeat.staleness_ms", "Staleness"};
+  std::map<label_set, double> expected;
+  auto put = [&](std::string run, std::string task, double x) {
+    f.add({{"runId", run}, {"taskId", task}}).set(x);
+    expected[label_set{{"runId", run}, {"taskId", task}}] = x;
+  };
+  auto check = [&] {
+    auto snap = f.collect();
+    REQUIRE(snap.samples.size() == expected.size());
+    size_t i = 0;
+    for (auto& [labels, value] : expected) {
+      CHECK(snap.samples[i].labels == labels);
+      CHECK(snap.samples[i].value == value);
+      ++i;
+    }
+  };
+  auto id = [](char prefix, int i) {
+    std::string result(1, prefix);
+    result += std::to_string(i);
+    return result;
+  };
+  for (int i = 0; i < 50; ++i)
+    put(id('r', i % 3), id('t', (i * 37) % 50), i);
+  check();
+  for (int i = 50; i < 80; ++i)
+    put(id('r', i % 4), id('t', (i * 11) % 60), i);
+  f.remove({{"runId", "r1"}, {"taskId", "t37"}});
+  expected.erase(label_set{{"runId", "r1"}, {"taskId", "t37"}});
+  f.remove({{"runId", "r3"}, {"taskId", "t11"}});
+  expected.erase(label_set{{"runId", "r3"}, {"taskId", "t11"}});
+  check();
+  check(); // a second snapshot sorts nothing and gives the same
+}
+
+TEST_CASE("family: random adds and removes match a map model") {
+  family<counter> f{"crew.task.retry_attempt_total", "Retries"};
+  std::map<label_set, family<counter>*> model; // presence only
+  uint64_t state = 42;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  auto labels_of = [](uint32_t i) {
+    std::string task(1, 't');
+    task += std::to_string(i);
+    return label_set{{"runId", "r"}, {"taskId", task}};
+  };
+  for (int op = 0; op < 5000; ++op) {
+    auto key = labels_of(next() % 300);
+    if (next() % 3 == 0) {
+      f.remove(key);
+      model.erase(key);
+    } else {
+      f.add(key).inc();
+      model[key] = &f;
+    }
+    if (op % 500 == 499) {
+      for (uint32_t i = 0; i < 300; ++i)
+        CHECK(f.has(labels_of(i)) == (model.count(labels_of(i)) != 0));
+      auto snap = f.collect();
+      REQUIRE(snap.samples.size() == model.size());
+      size_t i = 0;
+      for (auto& kv : model)
+        CHECK(snap.samples[i++].labels == kv.first);
+    }
+  }
+  CHECK(f.size() == model.size());
+}
+
+TEST_CASE("family: an invalid label name is reported in the caller's order") {
+  family<counter> f{"crew.run.count", "Runs"};
+  try {
+    f.add({{"z-bad", "x"}, {"a-bad", "y"}});
+    FAIL("expected std::invalid_argument");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string{e.what()}.find("'z-bad'") != std::string::npos);
+  }
+  CHECK(f.size() == 0);
+}
+
+TEST_CASE("histogram: more buckets than the object holds inline") {
+  std::vector<double> bounds;
+  for (int i = 20; i > 0; --i)
+    bounds.push_back(i);
+  histogram h{bounds};
+  REQUIRE(h.bounds().size() == 20);
+  h.observe(0.5);
+  h.observe(20);
+  h.observe(21);
+  auto counts = h.bucket_counts();
+  REQUIRE(counts.size() == 21);
+  CHECK(counts[0] == 1);
+  CHECK(counts[19] == 1);
+  CHECK(counts[20] == 1);
+  CHECK(h.count() == 3);
+  family<histogram> f{"crew.task.duration_ms", "D", bounds};
+  f.add({{"role", "x"}}).observe(3);
+  CHECK(f.collect().samples[0].bucket_counts[2] == 1);
 }
 
 TEST_CASE("family: histogram series share the family's bounds") {
