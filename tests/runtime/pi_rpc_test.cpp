@@ -1,5 +1,7 @@
 #include "runtime/pi_rpc.hpp"
 
+#include "runtime/model_routing.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -405,13 +407,17 @@ TEST_CASE("pi rpc pool replaces a process that crashed mid-prompt") {
   std::vector<int> pids;
   pi_rpc_pool pool{1, f.env()};
   auto job = f.job("01_crash", "CRASH now");
-  job.models = {"fake/good", "fake/second"};
   auto res = run(pool, job, pids);
+  std::string attempts;
+  for (auto& a : res.model_attempts)
+    attempts += a.model + ": " + a.error + "\n";
+  INFO("attempts:\n", attempts);
   CHECK_FALSE(res.ok);
   CHECK(contains(res.error, "exited during the prompt (exit code 3)"));
   CHECK(contains(res.error, "fatal: boom"));
   CHECK_EQ(res.exit_code, 3);
-  // Not a model error: no fallback.
+  // Not a model error: a fallback model would not be tried.
+  CHECK_FALSE(is_retryable_model_error(res.error));
   CHECK_EQ(res.model_attempts.size(), 1u);
   CHECK(contains(slurp(job.log_path), "fatal: boom"));
   REQUIRE_EQ(pids.size(), 1u);
