@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/atomic_file.hpp"
 #include "store/clock.hpp"
+#include "store/snapshot.hpp"
 
 namespace crew {
 
@@ -623,6 +625,32 @@ std::optional<uint64_t> find_seq_end(const std::filesystem::path& events,
   if (probe.line_from(lo, start, end, s) && s == seq)
     return end;
   return std::nullopt;
+}
+
+// -- plan.json + plan.bin -----------------------------------------------------
+
+void write_plan(const run_paths& paths, const std::vector<planned_task>& plan,
+                bool durable) {
+  auto json = plan_json(plan);
+  write_file_atomic(paths.plan(), json, durable);
+  write_file_atomic(paths.plan_bin(), plan_bin(plan, json.size()), durable);
+}
+
+std::vector<planned_task> load_plan(const run_paths& paths) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(paths.plan(), ec);
+  if (!ec)
+    if (auto plan = read_plan_bin(paths.plan_bin(), size))
+      return std::move(*plan);
+  auto plan = parse_plan(read_file(paths.plan()), paths.plan().string());
+  if (!ec) {
+    try {
+      write_file_atomic(paths.plan_bin(), plan_bin(plan, size));
+    } catch (const std::exception&) {
+      // a cache: the next recovery parses plan.json again
+    }
+  }
+  return plan;
 }
 
 } // namespace crew

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "store/model.hpp"
+#include "store/paths.hpp"
 
 namespace crew {
 
@@ -38,6 +39,17 @@ read_plan_bin(const std::filesystem::path& path, uint64_t plan_json_size);
 bool resolve_plan_bin_ids(const std::filesystem::path& path,
                           uint64_t plan_json_size,
                           std::unordered_map<std::string, uint32_t>& ids);
+
+/// Writes plan.json and its binary mirror plan.bin (each atomically; with
+/// `durable`, fsync'd), plan.bin last: a crash in between leaves a stale
+/// plan.bin, which readers ignore.
+void write_plan(const run_paths& paths, const std::vector<planned_task>& plan,
+                bool durable = true);
+
+/// The plan of a run: from plan.bin when it mirrors plan.json, else parsed
+/// from plan.json (and plan.bin written for the next time, best effort).
+/// Throws like `parse_plan` and `read_file`.
+std::vector<planned_task> load_plan(const run_paths& paths);
 
 // -- checkpoint.bin -----------------------------------------------------------
 

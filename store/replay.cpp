@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "store/detail/event_scan.hpp"
+#include "store/snapshot.hpp"
 
 namespace crew {
 
@@ -276,18 +277,23 @@ public:
   virtual uint32_t& terminals(uint32_t i) = 0;
   /// The id of task `i` (for messages).
   virtual std::string_view id_of(uint32_t i) = 0;
+  /// Appends a task that an `adaptive.plan_injected` event added.
+  virtual void add(planned_task task) = 0;
 };
 
 class dense_tasks final : public task_store {
 public:
   dense_tasks(const std::vector<planned_task>& plan, replay_state& st)
-      : plan_(plan), index_(plan), tasks_(st.tasks) {
+      : plan_(plan), index_(plan), tasks_(st.tasks), added_(st.added) {
     tasks_.assign(plan.size(), task_state{});
     terminal_.assign(plan.size(), 0);
   }
 
   int64_t find(std::string_view id) override {
-    return index_.find(id);
+    if (auto i = index_.find(id); i >= 0 || added_ids_.empty())
+      return i;
+    auto i = added_ids_.find(std::string{id});
+    return i == added_ids_.end() ? -1 : static_cast<int64_t>(i->second);
   }
 
   task_state& at(uint32_t i) override {
@@ -299,7 +305,16 @@ public:
   }
 
   std::string_view id_of(uint32_t i) override {
-    return plan_[i].id;
+    return i < plan_.size() ? std::string_view{plan_[i].id}
+                            : std::string_view{added_[i - plan_.size()].id};
+  }
+
+  void add(planned_task task) override {
+    auto i = static_cast<uint32_t>(tasks_.size());
+    added_ids_.emplace(task.id, i);
+    added_.push_back(std::move(task));
+    tasks_.emplace_back();
+    terminal_.push_back(0);
   }
 
 private:
@@ -307,6 +322,8 @@ private:
   task_index index_;
   std::vector<task_state>& tasks_;
   std::vector<uint32_t> terminal_;
+  std::vector<planned_task>& added_;
+  std::unordered_map<std::string, uint32_t> added_ids_;
 };
 
 class replayer {
@@ -324,6 +341,8 @@ public:
       on_task_event(ev, type.substr(5));
     } else if (type == "crew.task.retry_attempt") {
       on_retry(ev);
+    } else if (type == "adaptive.plan_injected") {
+      on_plan_injected(ev);
     } else if (type.starts_with("run.")) {
       run_status rs;
       if (type != "run.created" && from_string(type.substr(4), rs)) {
@@ -344,6 +363,38 @@ private:
     }
     if (ev.seq > st_.last_seq)
       st_.last_seq = ev.seq;
+  }
+
+  // The planner's tasks join the plan (`data.tasks`, plan.json entries).
+  // Tasks the plan already has (plan.json is rewritten once the event is
+  // durable) are not added twice.
+  void on_plan_injected(const event_view& ev) {
+    std::string_view raw;
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object obj;
+    simdjson::ondemand::value tasks;
+    auto cap = static_cast<size_t>(buf_end_ - ev.data_raw.data());
+    if (ev.data_raw.size() < 2
+        || data_parser_.iterate(ev.data_raw.data(), ev.data_raw.size(), cap)
+             .get(doc)
+        || doc.get_object().get(obj)
+        || obj.find_field_unordered("tasks").get(tasks)
+        || detail::read_raw(tasks, raw)) {
+      st_.violations.push_back(fmt::format(
+        "line {}: adaptive.plan_injected without a tasks array", ev.line));
+      return;
+    }
+    std::vector<planned_task> added;
+    try {
+      added = parse_plan_tasks(
+        raw, fmt::format("line {}: adaptive.plan_injected data.tasks", ev.line));
+    } catch (const std::exception& e) {
+      st_.violations.push_back(e.what());
+      return;
+    }
+    for (auto& t : added)
+      if (tasks_.find(t.id) < 0)
+        tasks_.add(std::move(t));
   }
 
   // A failed attempt that will be retried: the attempt ends with its error,
@@ -587,6 +638,10 @@ public:
     return entry(i).terminals;
   }
 
+  void add(planned_task) override {
+    // the caller replays the whole log instead (tail_report::plan_changed)
+  }
+
   std::string_view id_of(uint32_t i) override {
     for (auto& [id, idx] : ids_)
       if (idx == i)
@@ -705,6 +760,8 @@ tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
     parser, buf.data(), buf.size(), cap, events.string(), true, 0, line_base,
     [&](const event_view& ev) {
       r(ev);
+      if (ev.type == "adaptive.plan_injected")
+        rep.plan_changed = true;
       if (ev.type == "crew.task.deadletter")
         rep.deadletters.push_back(
           {std::string{ev.task_id}, std::string{ev.time}, std::string{ev.data_raw}});

@@ -65,7 +65,12 @@ read_report for_each_event(const std::filesystem::path& path,
 struct replay_state {
   run_status status = run_status::queued;
   std::string summary;           ///< message of the last `run.<status>`
-  std::vector<task_state> tasks; ///< parallel to the plan
+  /// Parallel to the plan, then to `added`.
+  std::vector<task_state> tasks;
+  /// Tasks the log's `adaptive.plan_injected` events add to the plan (in
+  /// log order, without those the plan already holds). Their `deps` are
+  /// not resolved: append them to the plan and call `resolve_deps`.
+  std::vector<planned_task> added;
   uint64_t last_seq = 0;
   uint64_t events = 0;
   bool seq_contiguous = true; ///< seqs were exactly 1, 2, 3, …
@@ -87,7 +92,9 @@ struct replay_state {
 ///   data, closes the attempt with the error;
 /// - `task.skipped|cancelled`: that status, error = message, finishedAt,
 ///   closes an open attempt with the error;
-/// - `task.requeued`: queued, clears startedAt/finishedAt/error/exitCode.
+/// - `task.requeued`: queued, clears startedAt/finishedAt/error/exitCode;
+/// - `adaptive.plan_injected`: the tasks of `data.tasks` (plan.json
+///   entries) join the plan (`added`), queued.
 /// Unknown task ids, more than one terminal event per task since its last
 /// requeue and seq gaps become `violations`. Throws like `for_each_event`.
 replay_state replay_log(const std::filesystem::path& events,
@@ -98,6 +105,9 @@ struct tail_report {
   uint64_t events = 0;     ///< events replayed
   uint64_t valid_end = 0;  ///< byte offset past the last valid line
   bool torn_tail = false;
+  /// The tail holds an `adaptive.plan_injected` event: the checkpoint's
+  /// plan is not the run's plan any more, replay the whole log instead.
+  bool plan_changed = false;
   std::vector<std::string> violations; ///< as in `replay_state`
   /// The `crew.task.deadletter` events of the tail.
   struct deadletter_event {

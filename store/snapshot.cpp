@@ -441,12 +441,10 @@ std::string plan_json(const std::vector<planned_task>& plan) {
   return out;
 }
 
-std::vector<planned_task>
-parse_plan(std::string_view json,
-           const std::filesystem::path& path_for_errors) {
+std::vector<planned_task> parse_plan_tasks(std::string_view json,
+                                           std::string_view path) {
   // A streaming parse (simdjson On-Demand): plan.json of a 500,000-task run
   // is ~90 MB, and recovery reads it before anything else.
-  auto path = path_for_errors.string();
   simdjson::padded_string buf{json};
   simdjson::ondemand::parser parser;
   simdjson::ondemand::document doc;
@@ -504,6 +502,14 @@ parse_plan(std::string_view json,
     if (p.id.empty())
       fail("has no id");
   }
+  return plan;
+}
+
+std::vector<planned_task>
+parse_plan(std::string_view json,
+           const std::filesystem::path& path_for_errors) {
+  auto path = path_for_errors.string();
+  auto plan = parse_plan_tasks(json, path);
   resolve_deps_impl(plan, path, errc::corrupt_log);
   return plan;
 }

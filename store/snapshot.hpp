@@ -88,6 +88,13 @@ std::string plan_json(const std::vector<planned_task>& plan);
 std::vector<planned_task>
 parse_plan(std::string_view json, const std::filesystem::path& path_for_errors);
 
+/// Parses a JSON array of plan entries as `parse_plan` does, without
+/// resolving `deps` (the entries may depend on tasks outside the array, as
+/// the tasks of an `adaptive.plan_injected` event do). Throws
+/// `input_error(errc::corrupt_log)` naming `what`.
+std::vector<planned_task> parse_plan_tasks(std::string_view json,
+                                           std::string_view what);
+
 /// Recomputes `deps` of every task from `depends_on` (as `parse_plan` does).
 /// Throws `input_error(errc::invalid_input)` naming `what` on an unknown
 /// dependency or a duplicate task id.

@@ -291,3 +291,60 @@ TEST_CASE("checkpoint: a writer opened on a trusted prefix checks only the "
   CHECK_THROWS_WITH_AS(event_log_writer::open(log),
                        doctest::Contains("events.jsonl:2:"), input_error);
 }
+
+TEST_CASE("checkpoint: a tail with adaptive.plan_injected reports a changed "
+          "plan; the full replay adds the injected tasks once") {
+  test::temp_dir tmp;
+  auto plan = five_tasks();
+  auto text = sample_log();
+  auto log = tmp.path / "events.jsonl";
+  auto n = lines_of(text).size();
+  std::string extra;
+  auto at = system_clock::now();
+  append_event_line(
+    extra,
+    event_fields{"adaptive.plan_injected", "r1", {}, "Adaptive plan injected.",
+                 R"({"phases":[],"tasks":[{"id":"adaptive-01-executor",)"
+                 R"("stepId":"adaptive-1-1-executor","role":"executor",)"
+                 R"("agent":"executor","title":"t","model":"","task":"do",)"
+                 R"("dependsOn":["01_a"]}]})",
+                 n + 1, at});
+  append_event_line(extra, event_fields{"task.started", "r1", "adaptive-01-executor",
+                                        {}, R"({"attempt":1})", n + 2, at});
+  write_text(log, text + extra);
+
+  auto before = replay_log(tmp.path / "events.jsonl", plan);
+  CHECK(before.violations.empty());
+  REQUIRE_EQ(before.added.size(), 1u);
+  CHECK_EQ(before.added[0].id, "adaptive-01-executor");
+  CHECK_EQ(before.added[0].depends_on, std::vector<std::string>{"01_a"});
+  REQUIRE_EQ(before.tasks.size(), plan.size() + 1);
+  CHECK(before.tasks.back().status == task_status::running);
+
+  // plan.json rewritten with the task: nothing is added twice
+  auto grown = plan;
+  grown.push_back(before.added[0]);
+  auto again = replay_log(log, grown);
+  CHECK(again.added.empty());
+  CHECK_EQ(again.tasks.size(), grown.size());
+  CHECK(again.violations.empty());
+
+  // a checkpoint from before the injection cannot describe the tail
+  write_text(tmp.path / "head.jsonl", text);
+  auto head = replay_log(tmp.path / "head.jsonl", plan);
+  auto ck = make_checkpoint(head.tasks);
+  ck.seq = head.last_seq;
+  auto end = find_seq_end(log, ck.seq);
+  REQUIRE(end);
+  auto rep = replay_tail(log, *end, plan, ck);
+  CHECK(rep.plan_changed);
+
+  // an injection without tasks is a violation, not a crash
+  std::string bad;
+  append_event_line(bad, event_fields{"adaptive.plan_injected", "r1", {}, {},
+                                      R"({"tasks":7})", n + 3, at});
+  write_text(log, text + extra + bad);
+  auto broken = replay_log(log, plan);
+  REQUIRE_EQ(broken.violations.size(), 1u);
+  CHECK(broken.violations[0].find("adaptive.plan_injected") != std::string::npos);
+}
