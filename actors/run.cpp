@@ -19,9 +19,11 @@
 #include "actors/undeliverable.hpp"
 #include "actors/worker_pool.hpp"
 #include "observability/quantiles.hpp"
+#include "runtime/adaptive_run.hpp"
 #include "runtime/process.hpp"
 #include "runtime/prompt.hpp"
 #include "store/atomic_file.hpp"
+#include "store/checkpoint.hpp"
 #include "store/clock.hpp"
 #include "store/snapshot.hpp"
 
@@ -268,6 +270,65 @@ void write_deadletters(self_ptr self) {
   }
 }
 
+/// plan.json and plan.bin of a plan grown by an adaptive planner, once the
+/// adaptive.plan_injected event is durable (a replay rebuilds the plan from
+/// that event; the files let recovery start from a checkpoint again). Before
+/// any later checkpoint: a checkpoint of the grown plan needs its plan.bin.
+void write_grown_plan(self_ptr self) {
+  auto& st = self->state;
+  if (st.plan_seq == 0 || st.engine->durable_seq() < st.plan_seq)
+    return;
+  st.plan_seq = 0;
+  try {
+    write_plan(st.setup->paths, st.setup->plan,
+               st.setup->fsync != fsync_policy::none);
+  } catch (const std::exception& e) {
+    std::cerr << "crew: plan of run " << st.setup->manifest.run_id
+              << " not rewritten (recovery replays the whole log): "
+              << e.what() << "\n";
+  }
+}
+
+/// The planner task of an `implementation` run completed: read its output
+/// and grow the run by its tasks, or end the run blocked (inventory §4.9).
+void inject_adaptive(self_ptr self) {
+  auto& st = self->state;
+  auto& eng = *st.engine;
+  adaptive_injection inj;
+  try {
+    inj = prepare_adaptive_injection(*st.setup, st.setup->engine.adaptive_assess);
+  } catch (const std::exception& e) {
+    inj = {};
+    inj.events.push_back({"adaptive.plan_missing",
+                          std::string{"Adaptive planner produced no usable plan: "}
+                            + e.what(),
+                          "{}"});
+  }
+  for (auto& ev : inj.events)
+    eng.record(ev.type, ev.message, ev.data);
+  if (!inj.setup) {
+    eng.adaptive_blocked(adaptive_blocked_summary);
+    return;
+  }
+  if (!inj.repair_json.empty()) {
+    try {
+      auto dir = st.setup->paths.artifacts_dir / "metadata";
+      std::filesystem::create_directories(dir);
+      write_file_atomic(dir / "adaptive-repair.json", inj.repair_json, false);
+    } catch (const std::exception& e) {
+      std::cerr << "crew: " << e.what() << "\n";
+    }
+  }
+  st.setup = std::move(inj.setup);
+  auto& setup = *st.setup;
+  eng.inject(setup.plan, setup.engine.max_attempts, inj.message, inj.data);
+  st.plan_seq = eng.last_seq();
+  // Task indices of later notes refer to the grown plan.
+  if (st.sink)
+    self->send(st.sink, track_atom_v, setup.manifest.run_id, setup.manifest.team,
+               plan_ptr{st.setup, &st.setup->plan});
+}
+
 /// Ships buffered events to the journal; the reply moves the durable seq.
 void flush(self_ptr self) {
   auto& st = self->state;
@@ -289,6 +350,7 @@ void flush(self_ptr self) {
                      std::move(*notes));
         st.engine->on_durable(durable);
         write_deadletters(self);
+        write_grown_plan(self);
         flush_checkpoint(self);
         pump(self);
       },
@@ -409,6 +471,8 @@ void pump(self_ptr self) {
   if (!st.fatal.empty() || st.stopping)
     return;
   auto& eng = *st.engine;
+  if (eng.adaptive_pending())
+    inject_adaptive(self);
   st.dispatch_buf.clear();
   eng.next_dispatch(st.dispatch_buf);
   if (!st.dispatch_buf.empty())

@@ -78,6 +78,9 @@ struct run_state {
   uint64_t snapshot_seq = 0;
   int64_t last_checkpoint_ns = 0;
   uint64_t checkpoint_seq = 0;
+  /// The seq of an adaptive.plan_injected event whose plan is not in
+  /// plan.json yet (written once the event is durable); 0: none.
+  uint64_t plan_seq = 0;
   /// A captured checkpoint waiting for its seq to become durable.
   std::unique_ptr<run_checkpoint> pending_checkpoint;
   bool started = false;

@@ -42,30 +42,82 @@ run_engine::run_engine(std::string run_id, const std::vector<planned_task>& plan
                        uint64_t last_seq, engine_options opts)
   : run_id_(std::move(run_id)),
     ids_(correlation::for_run(run_id_)),
-    plan_(plan),
+    plan_(&plan),
     opts_(std::move(opts)),
     tasks_(plan.size()),
-    dependents_at_(plan.size() + 1, 0),
     seq_(last_seq),
     durable_(last_seq) {
   if (opts_.max_concurrent == 0)
     opts_.max_concurrent = 1;
+  index_dependents();
+  open_ = static_cast<uint32_t>(plan.size());
+  counts_[static_cast<int>(task_status::queued)] = open_;
+}
+
+void run_engine::index_dependents() {
   // Dependents in one flat array (CSR): a 500,000-task fan-out would
   // otherwise allocate a vector per task.
+  auto& plan = *plan_;
+  dependents_at_.assign(plan.size() + 1, 0);
   for (auto& p : plan)
     for (auto dep : p.deps)
       ++dependents_at_[dep + 1];
   for (size_t i = 1; i < dependents_at_.size(); ++i)
     dependents_at_[i] += dependents_at_[i - 1];
   dependents_.resize(dependents_at_.back());
-  {
-    auto fill = dependents_at_;
-    for (uint32_t i = 0; i < plan.size(); ++i)
-      for (auto dep : plan[i].deps)
-        dependents_[fill[dep]++] = i;
+  auto fill = dependents_at_;
+  for (uint32_t i = 0; i < plan.size(); ++i)
+    for (auto dep : plan[i].deps)
+      dependents_[fill[dep]++] = i;
+}
+
+void run_engine::inject(const std::vector<planned_task>& plan,
+                        std::vector<uint32_t> max_attempts,
+                        std::string_view message, std::string_view data) {
+  adaptive_pending_ = false;
+  adaptive_done_ = true;
+  if (done() || cancelling_ || plan.size() < tasks_.size())
+    return maybe_finish();
+  auto first = static_cast<uint32_t>(tasks_.size());
+  plan_ = &plan;
+  opts_.max_attempts = std::move(max_attempts);
+  tasks_.resize(plan.size());
+  index_dependents();
+  auto added = static_cast<uint32_t>(plan.size()) - first;
+  open_ += added;
+  counts_[static_cast<int>(task_status::queued)] += added;
+  auto now = now_ms();
+  emit("adaptive.plan_injected", no_task, message, data, now);
+  // Dependencies on tasks of the plan before are durably completed (the
+  // planner's task released the injection); the others are new, queued.
+  auto ns = steady_ns();
+  for (uint32_t i = first; i < tasks_.size(); ++i) {
+    uint32_t remaining = 0;
+    for (auto dep : plan[i].deps)
+      if (tasks_[dep].status != task_status::completed)
+        ++remaining;
+    tasks_[i].remaining_deps = remaining;
+    if (remaining == 0)
+      make_ready(i, ns);
   }
-  open_ = static_cast<uint32_t>(plan.size());
-  counts_[static_cast<int>(task_status::queued)] = open_;
+  maybe_finish();
+}
+
+void run_engine::adaptive_blocked(std::string_view summary) {
+  adaptive_pending_ = false;
+  adaptive_done_ = true;
+  if (done())
+    return;
+  if (!cancelling_) {
+    blocked_ = true;
+    blocked_summary_ = summary;
+    auto now = now_ms();
+    for (uint32_t i = 0; i < tasks_.size(); ++i)
+      if (tasks_[i].status == task_status::queued)
+        finish_task(i, task_status::skipped, summary, {}, now);
+    ready_.clear();
+  }
+  maybe_finish();
 }
 
 void run_engine::load_states(const std::vector<task_state>& states) {
@@ -168,7 +220,7 @@ void run_engine::emit(std::string_view type, uint32_t task,
   ev.type = type;
   ev.run_id = run_id_;
   if (task != no_task)
-    ev.task_id = plan_[task].id;
+    ev.task_id = (*plan_)[task].id;
   ev.message = message;
   ev.data_json = data;
   ev.seq = ++seq_;
@@ -318,13 +370,18 @@ void run_engine::start_recovered(std::string_view summary,
 
 void run_engine::begin(std::string_view summary) {
   emit_run_status(run_status::running, summary);
+  // A planner that completed before this start (resume, recovery) whose
+  // tasks were never injected: loaded states are durable.
+  if (opts_.adaptive_assess < tasks_.size() && !adaptive_done_
+      && tasks_[opts_.adaptive_assess].status == task_status::completed)
+    adaptive_pending_ = true;
   auto ns = steady_ns();
   for (uint32_t i = 0; i < tasks_.size(); ++i) {
     auto& t = tasks_[i];
     if (t.status != task_status::queued)
       continue;
     uint32_t remaining = 0;
-    for (auto dep : plan_[i].deps)
+    for (auto dep : (*plan_)[i].deps)
       if (tasks_[dep].status != task_status::completed)
         ++remaining;
     t.remaining_deps = remaining;
@@ -338,7 +395,7 @@ void run_engine::begin(std::string_view summary) {
     if (st == task_status::failed || st == task_status::skipped
         || st == task_status::cancelled) {
       if (st == task_status::failed && first_failed_.empty())
-        first_failed_ = plan_[i].id;
+        first_failed_ = (*plan_)[i].id;
       skip_dependents(i);
     }
   }
@@ -369,7 +426,7 @@ void run_engine::deadletter(uint32_t index, std::string_view reason,
   // deadletter.jsonl: {taskId, runId, reason, attempts, lastError, timestamp,
   // traceId}, appended once the event is durable.
   std::string line = R"({"taskId":)";
-  append_json_string(line, plan_[index].id);
+  append_json_string(line, (*plan_)[index].id);
   line += R"(,"runId":)";
   append_json_string(line, run_id_);
   line += R"(,"reason":)";
@@ -418,7 +475,7 @@ std::vector<uint32_t> run_engine::deadletter_by_hand(uint32_t index) {
     ++running_; // finish_task releases the slot of a running task
   }
   if (first_failed_.empty())
-    first_failed_ = plan_[index].id;
+    first_failed_ = (*plan_)[index].id;
   finish_task(index, task_status::failed, manual_deadletter_text, {}, now);
   deadletter(index, "manual", manual_deadletter_text, now);
   return {};
@@ -542,7 +599,7 @@ void run_engine::next_dispatch(std::vector<uint32_t>& out) {
     t.started_ms = ms;
     t.finished_ms = 0;
     ++running_;
-    auto& p = plan_[i];
+    auto& p = (*plan_)[i];
     scratch_.clear();
     fmt::format_to(std::back_inserter(scratch_),
                    R"({{"attempt":{},"role":)", t.attempt);
@@ -627,7 +684,7 @@ bool run_engine::on_result(const attempt_result& res) {
     t.manual_deadletter = false;
     t.cancel_requested = false;
     if (first_failed_.empty())
-      first_failed_ = plan_[res.index].id;
+      first_failed_ = (*plan_)[res.index].id;
     finish_task(res.index, task_status::failed, manual_deadletter_text, data, now,
                 ms);
     deadletter(res.index, "manual", manual_deadletter_text, now);
@@ -644,7 +701,7 @@ bool run_engine::on_result(const attempt_result& res) {
     if (policy.enabled && res.attempt < max_attempts_of(res.index)
         && is_retryable(policy, error)) {
       // The task stays running on disk; the attempt ends, its slot frees.
-      auto delay = retry_delay_ms(policy, run_id_, plan_[res.index].id,
+      auto delay = retry_delay_ms(policy, run_id_, (*plan_)[res.index].id,
                                   res.attempt);
       history_[res.index].push_back({t.started_ms, unix_ms(now), error});
       errors_[res.index] = error;
@@ -669,7 +726,7 @@ bool run_engine::on_result(const attempt_result& res) {
       return true;
     }
     if (first_failed_.empty())
-      first_failed_ = plan_[res.index].id;
+      first_failed_ = (*plan_)[res.index].id;
     finish_task(res.index, task_status::failed, error, data, now, ms);
     if (policy.enabled)
       deadletter(res.index, "max-retries", error, now);
@@ -679,7 +736,7 @@ bool run_engine::on_result(const attempt_result& res) {
 
 void run_engine::skip_dependents(uint32_t failed_index) {
   auto now = now_ms();
-  auto& failed_id = plan_[failed_index].id;
+  auto& failed_id = (*plan_)[failed_index].id;
   auto message = fmt::format("Blocked by failed task '{}'.", failed_id);
   std::string data = R"({"blockedBy":)";
   append_json_string(data, failed_id);
@@ -710,6 +767,8 @@ void run_engine::on_durable(uint64_t seq) {
       ns = steady_ns();
     switch (t.status) {
       case task_status::completed:
+        if (i == opts_.adaptive_assess && !adaptive_done_)
+          adaptive_pending_ = true;
         if (opts_.record_latency && t.ready_ns != 0)
           latencies_.push_back(static_cast<double>(ns - t.ready_ns) / 1e3);
         for (auto d : dependents_of(i)) {
@@ -730,7 +789,11 @@ void run_engine::on_durable(uint64_t seq) {
 }
 
 void run_engine::maybe_finish() {
-  if (done())
+  // The planner completed: its tasks may follow once that is durable and
+  // the owner read its output.
+  if (done() || adaptive_pending_
+      || (opts_.adaptive_assess < tasks_.size() && !adaptive_done_
+          && tasks_[opts_.adaptive_assess].status == task_status::completed))
     return;
   if (open_ > 0) {
     // Blocked: queued tasks remain, but nothing runs, nothing is ready and
@@ -757,7 +820,9 @@ void run_engine::maybe_finish() {
     emit_run_status(run_status::failed,
                     fmt::format("Failed at task '{}'.", first_failed_));
   } else if (blocked_) {
-    emit_run_status(run_status::blocked, "No ready queued task.");
+    emit_run_status(run_status::blocked, blocked_summary_.empty()
+                                           ? std::string_view{"No ready queued task."}
+                                           : std::string_view{blocked_summary_});
   } else {
     emit_run_status(run_status::completed, "Team workflow completed.");
   }
@@ -771,6 +836,8 @@ std::vector<uint32_t> run_engine::cancel(std::string reason) {
   cancelling_ = true;
   stop_reason_ = std::move(reason);
   ready_.clear();
+  adaptive_pending_ = false; // no tasks join a cancelled run
+  adaptive_done_ = true;
   auto now = now_ms();
   for (uint32_t i = 0; i < tasks_.size(); ++i) {
     auto& t = tasks_[i];

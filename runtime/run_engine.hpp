@@ -29,6 +29,11 @@ struct engine_options {
   /// Per task (plan index): max attempts from the agent's `maxAttempts`,
   /// 0 = the policy's. May be empty.
   std::vector<uint32_t> max_attempts;
+  /// Workflow `implementation`: the plan index of the planner task (pi-crew's
+  /// `assess`) whose durable completion pauses the run until the owner
+  /// injects the planner's tasks (`inject`) or gives up (`adaptive_blocked`);
+  /// UINT32_MAX: none.
+  uint32_t adaptive_assess = UINT32_MAX;
 };
 
 /// The compact in-memory state of one task while a run executes.
@@ -137,6 +142,28 @@ public:
   bool worker_started(uint32_t index, uint32_t attempt, int32_t pid,
                       uint64_t start_time);
 
+  // -- adaptive plans (inventory §4.9) -----------------------------------------
+
+  /// The planner task completed durably and its tasks are not injected yet:
+  /// the run does not finish until `inject` or `adaptive_blocked`.
+  bool adaptive_pending() const noexcept {
+    return adaptive_pending_;
+  }
+
+  /// Grows the run to `plan`, which must start with the current plan (the
+  /// engine keeps a reference to it, like the constructor's): emits
+  /// `adaptive.plan_injected` with `message` and `data`, then the new tasks
+  /// are queued and those whose dependencies completed are ready.
+  /// `max_attempts` replaces engine_options::max_attempts. Does nothing but
+  /// end the pause once the run is cancelled or done.
+  void inject(const std::vector<planned_task>& plan,
+              std::vector<uint32_t> max_attempts, std::string_view message,
+              std::string_view data);
+
+  /// The planner's output held no usable plan: every queued task is skipped
+  /// with `summary`, and the run ends blocked with it.
+  void adaptive_blocked(std::string_view summary);
+
   /// Records an informational event (e.g. a repaired log tail).
   void record(std::string_view type, std::string_view message,
               std::string_view data);
@@ -229,10 +256,11 @@ private:
                   std::string_view last_error, clock::time_point now);
   void skip_dependents(uint32_t failed_index);
   void maybe_finish();
+  void index_dependents();
 
   std::string run_id_;
   correlation ids_;
-  const std::vector<planned_task>& plan_;
+  const std::vector<planned_task>* plan_; ///< grows by `inject` only
   engine_options opts_;
   std::vector<task_runtime> tasks_;
   /// Dependents of task i: dependents_[dependents_at_[i] .. dependents_at_[i+1]).
@@ -284,6 +312,9 @@ private:
   bool cancelling_ = false;
   bool expired_ = false;
   bool blocked_ = false;
+  std::string blocked_summary_; ///< empty: "No ready queued task."
+  bool adaptive_pending_ = false;
+  bool adaptive_done_ = false;
   std::string stop_reason_;
 };
 

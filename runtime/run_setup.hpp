@@ -15,6 +15,7 @@
 namespace crew {
 
 class pi_rpc_pool;
+struct adaptive_support;
 
 /// Which kind of worker executes a run's attempts.
 enum class backend_kind : uint8_t {
@@ -74,6 +75,9 @@ struct run_setup {
   uint32_t deadletter_threshold = 3;
   bool write_snapshots = true;
   fsync_policy fsync = fsync_policy::batch; ///< also for snapshot writes
+  /// Workflow `implementation`: turns the planner's output into tasks
+  /// (engine.adaptive_assess is the planner's index); null otherwise.
+  std::shared_ptr<const adaptive_support> adaptive;
   /// Keeps the run lock (run.lock) while the setup lives.
   std::shared_ptr<void> lock;
 };

@@ -19,6 +19,8 @@
 #include "runtime/event_metrics.hpp"
 #include "runtime/model_routing.hpp"
 #include "runtime/pi_rpc.hpp"
+#include "runtime/adaptive_plan.hpp"
+#include "runtime/adaptive_run.hpp"
 #include "runtime/research_expansion.hpp"
 #include "runtime/process.hpp"
 #include "store/atomic_file.hpp"
@@ -197,30 +199,21 @@ std::string event_line(std::string_view type, std::string_view run_id,
   return out;
 }
 
-/// Writes plan.json and its binary mirror plan.bin (which recovery reads).
-void write_plan(const run_paths& paths, const std::vector<planned_task>& plan) {
-  auto json = plan_json(plan);
-  write_file_atomic(paths.plan(), json);
-  write_file_atomic(paths.plan_bin(), plan_bin(plan, json.size()));
-}
-
-/// The plan of a run: from plan.bin when it mirrors plan.json, else parsed
-/// from plan.json (and plan.bin written for the next time, best effort).
-std::vector<planned_task> load_plan(const run_paths& paths) {
-  std::error_code ec;
-  auto size = fs::file_size(paths.plan(), ec);
-  if (!ec)
-    if (auto plan = read_plan_bin(paths.plan_bin(), size))
-      return std::move(*plan);
-  auto plan = parse_plan(read_file(paths.plan()), paths.plan().string());
-  if (!ec) {
-    try {
-      write_file_atomic(paths.plan_bin(), plan_bin(plan, size));
-    } catch (const std::exception&) {
-      // a cache: the next recovery parses plan.json again
-    }
+/// Appends the tasks a replay found in adaptive.plan_injected events (not
+/// yet in plan.json: the owner died before rewriting it). True if any.
+bool grow_plan(std::vector<planned_task>& plan, replay_state& replay,
+               const run_paths& paths) {
+  if (replay.added.empty())
+    return false;
+  for (auto& t : replay.added)
+    plan.push_back(std::move(t));
+  replay.added.clear();
+  try {
+    resolve_deps(plan, paths.events().string());
+  } catch (const input_error& e) {
+    throw input_error(errc::corrupt_log, e.what());
   }
-  return plan;
+  return true;
 }
 
 void write_snapshots(const run_paths& paths, const run_manifest& m,
@@ -342,13 +335,15 @@ void drop_stale_requests(const run_paths& paths) {
   }
 }
 
-/// Fills backend-specific parts of a setup from the current resources.
-void fill_workers(run_setup& setup, const project_context& ctx) {
+/// Fills backend-specific parts of a setup from the current resources, for
+/// the tasks from `first` on (a plan grown by an adaptive planner).
+void fill_workers(run_setup& setup, const project_context& ctx,
+                  size_t first = 0) {
   setup.commands.resize(setup.plan.size());
   setup.timeouts_ms.resize(setup.plan.size());
   setup.pi.resize(setup.plan.size());
-  setup.engine.max_attempts.assign(setup.plan.size(), 0);
-  for (size_t i = 0; i < setup.plan.size(); ++i) {
+  setup.engine.max_attempts.resize(setup.plan.size(), 0);
+  for (size_t i = first; i < setup.plan.size(); ++i) {
     auto agent = ctx.resources.find_agent(setup.plan[i].agent);
     if (!agent)
       continue;
@@ -382,7 +377,7 @@ void fill_workers(run_setup& setup, const project_context& ctx) {
   setup.max_task_depth = ctx.config.limits.max_task_depth.value_or(0);
   bool uses_pi = std::any_of(setup.commands.begin(), setup.commands.end(),
                              [](const std::string& c) { return c.empty(); });
-  if (uses_pi && ctx.config.runtime.pi_mode == pi_mode::rpc)
+  if (uses_pi && !setup.pi_pool && ctx.config.runtime.pi_mode == pi_mode::rpc)
     setup.pi_pool = std::make_shared<pi_rpc_pool>(
       std::max<size_t>(setup.engine.max_concurrent, 1));
 }
@@ -404,6 +399,24 @@ void apply_workspace(run_setup& setup, const project_context& ctx,
   opts.link_node_modules = wt.value("linkNodeModules", false);
   if (check_leader)
     check_worktree_leader(ctx.project_root, opts, ctx.crew_root);
+}
+
+/// Workflow `implementation` whose planner has not been injected yet: how
+/// the run actor grows the plan from the planner's output.
+void apply_adaptive(run_setup& setup, const project_context& ctx,
+                    const team_def* team) {
+  auto assess = adaptive_assess_index(setup.manifest.workflow, setup.plan);
+  if (assess == UINT32_MAX || team == nullptr)
+    return;
+  auto support = std::make_shared<adaptive_support>();
+  support->team = *team;
+  support->allow_repair = adaptive_repair_from_env();
+  support->fill_workers = [ctx = std::make_shared<const project_context>(ctx)](
+                            run_setup& s, size_t first) {
+    fill_workers(s, *ctx, first);
+  };
+  setup.adaptive = std::move(support);
+  setup.engine.adaptive_assess = assess;
 }
 
 void apply_config(run_setup& setup, const crew_config& cfg) {
@@ -595,6 +608,7 @@ run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
   setup->engine.runtime = m.runtime_mode;
   apply_config(*setup, ctx.config);
   fill_workers(*setup, ctx);
+  apply_adaptive(*setup, ctx, &pr.team);
   apply_workspace(*setup, ctx, setup->backend == backend_kind::command);
   // Everything is validated: from here on the run exists on disk.
   fs::create_directories(setup->paths.state_dir);
@@ -634,6 +648,7 @@ run_view load_run(const fs::path& crew_root, std::string_view run_id) {
                                  paths.manifest().string());
   view.plan = parse_plan(read_file(paths.plan()), paths.plan().string());
   view.replay = replay_log(paths.events(), view.plan);
+  grow_plan(view.plan, view.replay, paths);
   auto owner = read_lock(paths.lock());
   view.owner_alive = owner_alive(owner);
   view.owner_pid = owner.pid;
@@ -697,7 +712,7 @@ resume_view load_for_resume(const run_paths& paths) {
         }
       }, *ck);
       plan_ready();
-      if (ck->tasks.size() == v.plan.size()) {
+      if (ck->tasks.size() == v.plan.size() && !rep.plan_changed) {
         v.checkpoint_seq = lines;
         v.state = std::move(*ck);
         v.trusted = {rep.valid_end, v.state.seq, lines + rep.events};
@@ -708,6 +723,13 @@ resume_view load_for_resume(const run_paths& paths) {
   plan_ready();
   v.deadletters = deadletter_events(paths);
   auto replay = replay_log(paths.events(), v.plan);
+  if (grow_plan(v.plan, replay, paths)) {
+    try {
+      write_plan(paths, v.plan); // the next recovery starts from it
+    } catch (const std::exception&) {
+      // a cache of the log's adaptive.plan_injected events
+    }
+  }
   v.state = make_checkpoint(replay.tasks);
   v.state.seq = replay.last_seq;
   v.state.status = replay.status;
@@ -799,6 +821,7 @@ run_setup_ptr prepare_resume(const project_context& ctx, std::string_view run_id
     in.allow_unbounded = ctx.config.limits.allow_unbounded_concurrency;
     setup->engine.max_concurrent = resolve_concurrency(in).max_concurrent;
     fill_workers(*setup, ctx);
+    apply_adaptive(*setup, ctx, ctx.resources.find_team(m.team));
   }
   m.runtime_mode = to_string(setup->backend);
   setup->engine.runtime = m.runtime_mode;

@@ -154,3 +154,60 @@ TEST_CASE("chaos: kill -9 after a checkpoint, with retries in flight; recovery "
     CHECK(checkpoint_seq <= recovered_from); // and was never ahead of the log
   }
 }
+
+TEST_CASE("chaos: kill -9 while an adaptive plan runs; recovery rebuilds the "
+          "planner's tasks from the log, with or without the rewritten plan") {
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    project p;
+    p.write("plan.txt",
+            "ADAPTIVE_PLAN_JSON_START\n{\"phases\": ["
+            "{\"name\": \"a\", \"tasks\": [{\"role\": \"executor\", \"task\": \"one\"},"
+            "{\"role\": \"executor\", \"task\": \"two\"}]},"
+            "{\"name\": \"b\", \"tasks\": [{\"role\": \"executor\", \"task\": \"three\"}]}"
+            "]}\nADAPTIVE_PLAN_JSON_END\n");
+    p.agent("plan-printer", "cat >/dev/null; cat plan.txt");
+    p.agent("doer", "cat >/dev/null; sleep 0.3; echo ok");
+    p.team("implementation", {{"planner", "plan-printer"}, {"executor", "doer"}},
+           "implementation", 2);
+    p.workflow("implementation", {{"assess", "planner", ""}});
+    std::string id;
+    {
+      spawned_crew proc{p, {"run", "--team", "implementation", "--goal", "g"}};
+      p.track(proc.pid);
+      REQUIRE(wait_until([&] {
+        auto runs = p.root / ".crew" / "state" / "runs";
+        if (!fs::exists(runs) || (id = only_run(p)).empty()
+            || !fs::exists(p.events_file(id)))
+          return false;
+        for (auto& line : lines_of(read_text(p.events_file(id))))
+          if (line.find("\"task.worker\"") != std::string::npos
+              && line.find("\"adaptive-0") != std::string::npos)
+            return true;
+        return false;
+      }, 20000ms));
+      ::kill(proc.pid, SIGKILL);
+      proc.wait(5000ms);
+    }
+    if (round == 1) {
+      // As if crew died between the durable adaptive.plan_injected event and
+      // the plan.json rewrite: only the log knows the planner's tasks.
+      auto plan = json::parse(read_text(p.run_dir(id) / "plan.json"));
+      json original = json::array();
+      for (auto& t : plan)
+        if (!t["stepId"].get<std::string>().starts_with("adaptive-"))
+          original.push_back(t);
+      REQUIRE(original.size() == 1);
+      write_text(p.run_dir(id) / "plan.json", original.dump(2) + "\n");
+      fs::remove(p.run_dir(id) / "plan.bin");
+    }
+    recover_and_verify(p, id, false);
+    auto st = p.status(id);
+    CHECK(st["tasks"].size() == 4);
+    CHECK(json::parse(read_text(p.run_dir(id) / "plan.json")).size() == 4);
+    int injected = 0;
+    for (auto& e : p.events(id))
+      injected += e["type"] == "adaptive.plan_injected" ? 1 : 0;
+    CHECK(injected == 1); // recovery did not inject the plan again
+  }
+}

@@ -248,7 +248,8 @@ struct project {
 
   /// Runs `crew <args...> --cwd <root>` to completion.
   cli_result crew(const std::vector<std::string>& args,
-                  uint64_t timeout_ms = 30000) const {
+                  uint64_t timeout_ms = 30000,
+                  const std::vector<std::string>& extra_env = {}) const {
     std::string cmd = shell_quote(CREW_BINARY);
     for (auto& a : args)
       cmd += " " + shell_quote(a);
@@ -261,6 +262,7 @@ struct project {
     spec.command_line = "exec " + cmd;
     spec.cwd = base.string();
     spec.env = env();
+    spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
     spec.stdout_path = out_file.string();
     spec.stderr_path = err_file.string();
     spec.timeout_ms = timeout_ms;

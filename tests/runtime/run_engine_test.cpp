@@ -768,3 +768,154 @@ TEST_CASE("run_engine: resume keeps the timestamps of completed tasks") {
   CHECK_EQ(mem.started_at, before.tasks[0].started_at);
   CHECK_EQ(mem.finished_at, before.tasks[0].finished_at);
 }
+
+// -- adaptive plans -------------------------------------------------------------
+
+namespace {
+
+/// The `adaptive.plan_injected` data for `tasks` (only what replay reads).
+std::string injected_data(const std::vector<planned_task>& tasks) {
+  std::string out = R"({"phases":[],"tasks":[)";
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto& t = tasks[i];
+    out += (i > 0 ? "," : "");
+    out += R"({"id":")" + t.id + R"(","stepId":")" + t.step_id
+           + R"(","role":"worker","agent":"worker","title":"","model":"",)"
+           + R"("task":"do it","dependsOn":[)";
+    for (size_t d = 0; d < t.depends_on.size(); ++d)
+      out += (d > 0 ? ",\"" : "\"") + t.depends_on[d] + "\"";
+    out += "]}";
+  }
+  return out + "]}";
+}
+
+/// Appends x (after the planner `assess`) and y (after x) to `plan`.
+void grow(std::vector<planned_task>& plan) {
+  auto n = static_cast<uint32_t>(plan.size());
+  auto add = [&](std::string id, uint32_t dep) {
+    auto& t = plan.emplace_back();
+    t.id = t.step_id = t.title = std::move(id);
+    t.role = t.agent = "worker";
+    t.deps = {dep};
+    t.depends_on = {plan[dep].id};
+  };
+  add("adaptive-01-x", 0);
+  add("adaptive-02-y", n);
+}
+
+} // namespace
+
+TEST_CASE("run_engine: an adaptive planner pauses the run until its tasks are "
+          "injected, which then run after it in order") {
+  engine_options opts;
+  opts.max_concurrent = 4;
+  opts.adaptive_assess = 0;
+  harness h{make_plan({"assess", "side"}, {}), opts};
+  auto original = h.plan;
+  h.eng.start("go", false);
+  CHECK_EQ(h.dispatch(), (idx_vec{0, 1}));
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 1)));
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
+  CHECK_FALSE(h.eng.adaptive_pending()); // not durable yet
+  CHECK_FALSE(h.eng.done());
+  h.sync();
+  REQUIRE(h.eng.adaptive_pending());
+  h.sync();
+  CHECK_FALSE(h.eng.done()); // every task ended, yet the run waits
+
+  grow(h.plan);
+  std::vector<planned_task> added{h.plan.begin() + 2, h.plan.end()};
+  h.eng.inject(h.plan, {}, "Adaptive plan injected: 2 tasks in 2 phases.",
+               injected_data(added));
+  CHECK_FALSE(h.eng.adaptive_pending());
+  CHECK_EQ(h.eng.progress().queued, 2u);
+  CHECK_EQ(h.dispatch(), idx_vec{2}); // y waits for x
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 2)));
+  h.sync();
+  drive(h, [](uint32_t) { return true; });
+  CHECK_EQ(h.eng.status(), run_status::completed);
+  auto evs = events_of(h.log);
+  auto at = [&](const std::string& type, const std::string& task) {
+    for (size_t i = 0; i < evs.size(); ++i)
+      if (evs[i].first == type && evs[i].second == task)
+        return i;
+    return evs.size();
+  };
+  auto injected = at("adaptive.plan_injected", "");
+  REQUIRE(injected < evs.size());
+  CHECK(injected > at("task.completed", "assess"));
+  CHECK(injected < at("task.started", "adaptive-01-x"));
+  CHECK(at("task.started", "adaptive-02-y") > at("task.completed", "adaptive-01-x"));
+  check_one_terminal_each(h);
+  check_replay(h); // with the grown plan: nothing added twice
+  // the log alone rebuilds the grown plan from the original one
+  auto rs = replay_log(h.log, original);
+  CHECK(rs.violations.empty());
+  REQUIRE_EQ(rs.added.size(), 2u);
+  CHECK_EQ(rs.added[1].id, "adaptive-02-y");
+  CHECK_EQ(rs.added[1].depends_on, std::vector<std::string>{"adaptive-01-x"});
+  REQUIRE_EQ(rs.tasks.size(), 4u);
+  for (auto& t : rs.tasks)
+    CHECK_EQ(t.status, task_status::completed);
+}
+
+TEST_CASE("run_engine: a planner without a usable plan skips what is queued "
+          "and blocks the run") {
+  engine_options opts;
+  opts.adaptive_assess = 0;
+  opts.max_concurrent = 1;
+  harness h{make_plan({"assess", "after", "other"}, {{}, {0}, {}}), opts};
+  h.eng.start("go", false);
+  CHECK_EQ(h.dispatch(), idx_vec{0});
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
+  h.sync();
+  REQUIRE(h.eng.adaptive_pending());
+  h.eng.record("adaptive.plan_missing", "no plan", "{}");
+  h.eng.adaptive_blocked("Adaptive planner did not produce a valid subagent plan.");
+  h.sync();
+  REQUIRE(h.eng.finished());
+  CHECK_EQ(h.eng.status(), run_status::blocked);
+  CHECK_EQ(h.eng.summary(), "Adaptive planner did not produce a valid subagent plan.");
+  CHECK_EQ(h.eng.tasks()[1].status, task_status::skipped);
+  CHECK_EQ(h.eng.tasks()[2].status, task_status::skipped);
+  CHECK(h.dispatch().empty());
+  check_one_terminal_each(h);
+  check_replay(h);
+}
+
+TEST_CASE("run_engine: a cancel while the planner's output is read ends the "
+          "run; a late injection adds nothing") {
+  engine_options opts;
+  opts.adaptive_assess = 0;
+  harness h{make_plan({"assess"}, {}), opts};
+  h.eng.start("go", false);
+  h.dispatch();
+  REQUIRE(h.eng.on_result(ok_result(h.eng, 0)));
+  h.sync();
+  REQUIRE(h.eng.adaptive_pending());
+  CHECK(h.eng.cancel("Run cancelled by user request.").empty());
+  h.sync();
+  REQUIRE(h.eng.finished());
+  CHECK_EQ(h.eng.status(), run_status::cancelled);
+  auto seq = h.eng.last_seq();
+  auto grown = h.plan;
+  grow(grown);
+  h.eng.inject(grown, {}, "late", "{}");
+  CHECK_EQ(h.eng.last_seq(), seq);
+  CHECK_EQ(h.eng.tasks().size(), 1u);
+}
+
+TEST_CASE("run_engine: a resumed run whose planner completed but was never "
+          "injected reads the plan first") {
+  engine_options opts;
+  opts.adaptive_assess = 0;
+  harness h{make_plan({"assess"}, {}), opts};
+  std::vector<task_state> states(1);
+  states[0].status = task_status::completed;
+  states[0].attempts.resize(1);
+  h.eng.load_states(states);
+  h.eng.start("Resuming team workflow.", true);
+  CHECK(h.eng.adaptive_pending());
+  CHECK_FALSE(h.eng.done());
+  CHECK_EQ(h.eng.take_events().find("run.completed"), std::string::npos);
+}
