@@ -158,3 +158,25 @@ TEST_CASE("adaptive: PI_CREW_ADAPTIVE_REPAIR=0 refuses a plan that needs repair"
   CHECK(missing[0]["data"]["reason"].get<std::string>().find("coder")
         != std::string::npos);
 }
+
+TEST_CASE("adaptive: pi-crew's adaptive-plan mock drives the built-in "
+          "implementation team, three tasks at a time") {
+  project p;
+  auto r = p.crew({"run", "--goal", "g", "--team", "implementation", "--json"}, 60000,
+                  {"PI_TEAMS_MOCK_CHILD_PI=adaptive-plan"});
+  REQUIRE_MESSAGE(r.code == 0, r);
+  auto id = r.last_json()["runId"].get<std::string>();
+  auto st = p.status(id);
+  CHECK(st["tasks"].size() > 1);
+  for (auto& t : st["tasks"])
+    CHECK_MESSAGE(t["status"] == "completed", t["id"]);
+  int running = 0, most = 0;
+  for (auto& e : p.events(id)) {
+    if (e["type"] == "task.started")
+      most = std::max(most, ++running);
+    else if (e["type"] == "task.completed")
+      --running;
+  }
+  CHECK(most == 3); // the team's maxConcurrency
+  CHECK(p.crew({"verify", id}).code == 0);
+}
