@@ -6,6 +6,9 @@
 # Prints per run: mode, wall seconds, crew's own CPU ms (getrusage of the crew
 # process: its threads, not the pi processes) and that per task; then the
 # medians and the spawn/rpc wall-time ratio.
+# CREW selects the crew binary; the project tree goes to $TMPDIR (mktemp -d).
+# Creating files dominates crew's per-task CPU where that is ext4 without a
+# journal (see BENCHMARKS.md), so TMPDIR=/dev/shm shows crew's cost alone.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 crew="${CREW:-$root/build/apps/crew/crew}"

@@ -229,6 +229,12 @@ depth_guard check_depth(const env_lookup& env,
   return guard;
 }
 
+uint64_t final_drain_ms(const env_lookup& env) {
+  if (auto ms = parse_count(env("CREW_PI_FINAL_DRAIN_MS")))
+    return static_cast<uint64_t>(*ms);
+  return default_final_drain_ms;
+}
+
 std::vector<std::string> pi_env(int parent_depth, int max_depth,
                                 std::string_view role,
                                 bool inherit_project_context,

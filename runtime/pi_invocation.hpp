@@ -97,6 +97,16 @@ struct depth_guard {
 depth_guard check_depth(const env_lookup& env,
                         std::optional<uint32_t> config_max_depth);
 
+/// pi-crew's `finalDrainMs`: how long pi may take to exit after its final
+/// answer before it is terminated (the answer stands).
+constexpr uint64_t default_final_drain_ms = 5000;
+
+/// The final drain in ms: `CREW_PI_FINAL_DRAIN_MS` (an integer >= 0; 0
+/// disables the drain) when set and valid, else `default_final_drain_ms`.
+/// pi-crew has no variable for it; this one exists for tests and for
+/// measuring pi builds that are slow to exit.
+uint64_t final_drain_ms(const env_lookup& env);
+
 /// The `KEY=VALUE` additions to a worker's environment: `PI_CREW_DEPTH`
 /// (parent_depth + 1), `PI_CREW_MAX_DEPTH`, `PI_CREW_ROLE`,
 /// `PI_CREW_INHERIT_PROJECT_CONTEXT` and `PI_CREW_INHERIT_SKILLS` (`1`/`0`),

@@ -64,7 +64,10 @@ struct pi_rpc_pool::worker {
 
 namespace {
 
+// How often a wait wakes up to look at the cancel flag; without one, waits
+// last until output, the exit or the next deadline (at most `idle_slice`).
 constexpr auto poll_slice = milliseconds{50};
+constexpr auto idle_slice = milliseconds{1000};
 constexpr auto abort_wait = milliseconds{2000};
 // After an agent_end with stopReason error, pi may still start an automatic
 // retry (`auto_retry_start` right after agent_end); wait that long for it.
@@ -602,13 +605,30 @@ private:
   bool cancelled() const {
     return cb_.cancel != nullptr && cb_.cancel->load(std::memory_order_relaxed);
   }
-  /// Notes stderr growth as output for the watchdog.
-  void watch_stderr(clock_type::time_point now) {
-    auto size = file_size(w_.err);
-    if (size != err_seen_) {
-      err_seen_ = size;
-      last_output_ = now;
+  /// Whether pi wrote nothing to stdout or stderr for `limit`. stderr is a
+  /// file, not a pipe: it is only looked at once stdout has been quiet that
+  /// long, so that waiting needs no periodic wake-ups.
+  bool silent_for(milliseconds limit, clock_type::time_point now) {
+    if (now - last_output_ < limit)
+      return false;
+    struct stat st;
+    if (w_.err >= 0 && ::fstat(w_.err, &st) == 0 && st.st_size != err_seen_) {
+      err_seen_ = st.st_size;
+      // Output counts from when it was written (the file's mtime).
+      auto written = std::chrono::system_clock::time_point{
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::seconds{st.st_mtim.tv_sec}
+              + std::chrono::nanoseconds{st.st_mtim.tv_nsec})};
+      auto age = std::chrono::system_clock::now() - written;
+      auto at = now - std::chrono::duration_cast<clock_type::duration>(
+                          std::max(age, decltype(age)::zero()));
+      last_output_ = std::max(last_output_, std::min(at, now));
     }
+    return now - last_output_ >= limit;
+  }
+  /// The longest wait before something has to be looked at again.
+  milliseconds slice() const {
+    return cb_.cancel != nullptr ? poll_slice : idle_slice;
   }
   /// pi closed stdout: reaps it and describes how it ended.
   void exited(const std::string& when);
@@ -673,7 +693,6 @@ std::optional<json> conversation::command(json cmd, const std::string& name) {
   std::optional<json> response;
   for (;;) {
     auto now = clock_type::now();
-    watch_stderr(now);
     if (cancelled()) {
       proc.cancelled = true;
       kill(grace());
@@ -684,7 +703,7 @@ std::optional<json> conversation::command(json cmd, const std::string& name) {
       kill(grace());
       return std::nullopt;
     }
-    if (now - last_output_ >= limit) {
+    if (silent_for(limit, now)) {
       if (rt > 0) {
         proc.idle_timed_out = true;
         rep_.watchdog_action = "no response to " + name + "; process killed";
@@ -697,7 +716,8 @@ std::optional<json> conversation::command(json cmd, const std::string& name) {
       return std::nullopt;
     }
     auto wait = std::min<clock_type::duration>(
-        {poll_slice, deadline_ - now, limit - (now - last_output_)});
+        {clock_type::duration{slice()}, deadline_ - now,
+         limit - (now - last_output_)});
     auto r = step(w_, std::chrono::ceil<milliseconds>(wait),
                   [&](std::string_view line) {
                     auto info = classify(line);
@@ -731,8 +751,17 @@ bool conversation::prompt() {
   std::string abort_id;
   bool abort_answered = false;
   bool ended = false;
+  // The final drain: the final answer arrived but agent_end did not follow
+  // within `final_drain_ms`. The prompt is aborted and the answer stands, so
+  // what pi prints after the drain (the aborted turn) no longer reaches the
+  // stream.
+  const auto drain = milliseconds{req_.final_drain_ms};
+  bool drain_armed = false;
+  clock_type::time_point drain_until;
   last_output_ = clock_type::now();
   auto forward = [&](std::string_view line) {
+    if (proc.drained)
+      return;
     std::string chunk{line};
     chunk += '\n';
     req_.on_stdout(chunk);
@@ -776,7 +805,6 @@ bool conversation::prompt() {
   };
   for (;;) {
     auto now = clock_type::now();
-    watch_stderr(now);
     if (ph == phase::settling && now >= settle_until)
       return true;
     if (ph == phase::running) {
@@ -784,19 +812,27 @@ bool conversation::prompt() {
         proc.cancelled = true;
       else if (now >= deadline_)
         proc.timed_out = true;
-      else if (rt > 0 && now - last_output_ >= milliseconds{rt})
+      else if (drain_armed && now >= drain_until)
+        proc.drained = true;
+      else if (rt > 0 && silent_for(milliseconds{rt}, now))
         proc.idle_timed_out = true;
-      if (proc.cancelled || proc.timed_out || proc.idle_timed_out) {
+      if (proc.cancelled || proc.timed_out || proc.idle_timed_out
+          || proc.drained) {
         abort_id = "crew-" + std::to_string(++w_.next_id);
         send_line(w_, json{{"id", abort_id}, {"type", "abort"}});
         ph = phase::aborting;
         abort_until = now + abort_wait;
-        proc.exit_code = -1;
+        if (!proc.drained)
+          proc.exit_code = -1;
         rep_.watchdog_action = "prompt aborted";
         req_.log(std::string{"[crew] rpc: "}
                  + (proc.cancelled   ? "cancelled"
                     : proc.timed_out ? "task timed out"
-                                     : "response watchdog fired")
+                    : proc.drained
+                        ? "no agent_end within "
+                              + std::to_string(drain.count())
+                              + " ms of the final answer (final drain)"
+                        : "response watchdog fired")
                  + "; aborting the prompt\n");
       }
     } else if (ph == phase::aborting && now >= abort_until) {
@@ -808,13 +844,15 @@ bool conversation::prompt() {
       kill(grace());
       return false;
     }
-    clock_type::duration wait = poll_slice;
+    clock_type::duration wait = slice();
     if (ph == phase::running) {
       if (deadline_ > now)
         wait = std::min<clock_type::duration>(wait, deadline_ - now);
       if (rt > 0)
         wait = std::min<clock_type::duration>(
             wait, last_output_ + milliseconds{rt} - now);
+      if (drain_armed)
+        wait = std::min<clock_type::duration>(wait, drain_until - now);
     } else if (ph == phase::settling) {
       wait = std::min<clock_type::duration>(wait, settle_until - now);
     } else {
@@ -825,9 +863,14 @@ bool conversation::prompt() {
     if (r.output)
       last_output_ = clock_type::now();
     if (r.done) {
-      if (ph == phase::aborting)
+      if (ph == phase::aborting && !proc.drained)
         proc.exit_code = -1;
       return true;
+    }
+    if (!drain_armed && drain.count() > 0 && ph == phase::running
+        && req_.stream.final_answer_seen()) {
+      drain_armed = true;
+      drain_until = clock_type::now() + drain;
     }
     if (r.eof) {
       exited("during the prompt");

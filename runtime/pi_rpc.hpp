@@ -56,7 +56,9 @@ public:
   /// or waiting for one to become idle). Every model attempt starts a fresh
   /// conversation (`new_session`), then sends the prompt and waits for
   /// `agent_end`. The response watchdog (`job.response_timeout_ms` without
-  /// output), `job.timeout_ms` and `cb.cancel` abort the prompt; a process
+  /// output), `job.timeout_ms` and `cb.cancel` abort the prompt, and so does
+  /// the final drain (a final answer without `agent_end` within
+  /// `job.final_drain_ms`), which keeps the answer as the result; a process
   /// that does not finish within 2 s after the abort, crashes or fails the
   /// protocol is killed and replaced. `cb.on_spawn` receives the pid (and
   /// process group) of the process serving the task, spawned or reused;

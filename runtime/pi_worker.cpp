@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -115,76 +117,247 @@ private:
   int fd_ = -1;
 };
 
-/// A private directory (mkdtemp, 0700) for the system prompt and stderr
-/// capture, removed with everything in it on destruction.
-class private_dir {
+/// The agent record `status.json`, replaced atomically by every write
+/// without a new inode each time (creating files is what costs most here):
+/// the new record goes to a spare file next to it, which is then swapped
+/// with the record (`renameat2` with `RENAME_EXCHANGE`), so the previous
+/// record becomes the next spare. Readers always see a whole record (but
+/// one that still holds the previous record open when the next write
+/// reuses it would see it change). Where
+/// the swap is not supported, the spare is renamed over the record (a plain
+/// atomic replace). `close` removes the spare. Never throws: the record is
+/// advisory, and a failed write leaves the previous one.
+class record_file {
 public:
-  private_dir() = default;
-  private_dir(const private_dir&) = delete;
-  private_dir& operator=(const private_dir&) = delete;
-  ~private_dir() {
-    if (!path_.empty()) {
+  record_file() = default;
+  record_file(const record_file&) = delete;
+  record_file& operator=(const record_file&) = delete;
+  ~record_file() { close(); }
+
+  void open(const std::string& path) {
+    path_ = path;
+    spare_ = (fs::path{path}.parent_path()
+              / ("." + fs::path{path}.filename().string() + ".spare"))
+                 .string();
+  }
+
+  void write(std::string_view content) {
+    if (path_.empty())
+      return;
+    // Overwritten, then cut to size: no O_TRUNC, whose truncation to zero
+    // makes ext4 flush the file on close.
+    int fd = ::open(spare_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) {
       std::error_code ec;
-      fs::remove_all(path_, ec);
+      fs::create_directories(fs::path{path_}.parent_path(), ec);
+      fd = ::open(spare_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     }
-  }
-
-  bool create(std::string& error) {
-    std::error_code ec;
-    auto base = fs::temp_directory_path(ec);
-    if (ec)
-      base = "/tmp";
-    auto templ = (base / "crew-pi-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) {
-      error = "cannot create a private temp directory in " + base.string()
-              + ": " + std::strerror(errno);
-      return false;
-    }
-    path_ = templ;
-    return true;
-  }
-
-  /// Writes `content` to a new 0600 file `name` and returns its path.
-  std::string write_private(const std::string& name, std::string_view content,
-                            std::string& error) {
-    auto file = (path_ / name).string();
-    int fd
-        = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      error = "cannot write " + file + ": " + std::strerror(errno);
-      return {};
-    }
-    ::fchmod(fd, 0600); // O_CREAT's mode is already 0600 minus the umask
+    if (fd < 0)
+      return;
+    spare_exists_ = true;
     int err = write_all(fd, content);
+    if (err == 0
+        && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0)
+      err = errno;
     ::close(fd);
-    if (err != 0) {
-      error = "cannot write " + file + ": " + std::strerror(err);
+    if (err != 0)
+      return;
+    if (written_ && exchange_) {
+      if (::renameat2(AT_FDCWD, spare_.c_str(), AT_FDCWD, path_.c_str(),
+                      RENAME_EXCHANGE)
+          == 0)
+        return; // the previous record is the spare now
+      if (errno != ENOENT)
+        exchange_ = false; // EINVAL: not supported by this file system
+    }
+    if (::rename(spare_.c_str(), path_.c_str()) == 0) {
+      spare_exists_ = false;
+      written_ = true;
+    }
+  }
+
+  void close() {
+    if (spare_exists_)
+      ::unlink(spare_.c_str());
+    spare_exists_ = false;
+  }
+
+private:
+  std::string path_;
+  std::string spare_;
+  bool written_ = false;      ///< the record exists (written by us)
+  bool exchange_ = true;      ///< RENAME_EXCHANGE works here
+  bool spare_exists_ = false; ///< the spare file is on disk
+};
+
+/// Creates a private directory (mkdtemp, 0700); empty with `error` set on
+/// failure.
+fs::path make_private_dir(std::string& error) {
+  std::error_code ec;
+  auto base = fs::temp_directory_path(ec);
+  if (ec)
+    base = "/tmp";
+  auto templ = (base / "crew-pi-XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    error = "cannot create a private temp directory in " + base.string()
+            + ": " + std::strerror(errno);
+    return {};
+  }
+  return templ;
+}
+
+/// Writes `content` to a new 0600 file; false with `error` set on failure.
+bool write_private(const std::string& file, std::string_view content,
+                   std::string& error) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot write " + file + ": " + std::strerror(errno);
+    return false;
+  }
+  ::fchmod(fd, 0600); // O_CREAT's mode is already 0600 minus the umask
+  int err = write_all(fd, content);
+  ::close(fd);
+  if (err != 0) {
+    error = "cannot write " + file + ": " + std::strerror(err);
+    return false;
+  }
+  return true;
+}
+
+/// The system prompt files of the pi runs in flight, shared by the runs
+/// with the same prompt (the tasks of one agent): a private directory
+/// (mkdtemp, 0700) with one 0600 file per distinct prompt. The last run
+/// using a prompt removes its file, and the directory goes with the last
+/// file, so nothing stays behind between runs; overlapping tasks write,
+/// and remove, the file once instead of once each. Thread-safe.
+class system_prompt_files {
+public:
+  static system_prompt_files& instance() {
+    static system_prompt_files files;
+    return files;
+  }
+
+  system_prompt_files(const system_prompt_files&) = delete;
+  system_prompt_files& operator=(const system_prompt_files&) = delete;
+
+  ~system_prompt_files() {
+    if (!dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  /// The path of a file holding `content`, kept until the matching
+  /// `release`; empty with `error` set on failure.
+  std::string acquire(const std::string& content, std::string& error) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (auto i = files_.find(content); i != files_.end()) {
+      ++i->second.refs;
+      return i->second.path;
+    }
+    if (dir_.empty() && (dir_ = make_private_dir(error)).empty())
+      return {};
+    auto file
+        = (dir_ / ("system-prompt-" + std::to_string(++next_) + ".md")).string();
+    if (!write_private(file, content, error)) {
+      remove_dir_if_unused();
       return {};
     }
+    files_.emplace(content, entry{file, 1});
     return file;
   }
 
-  const fs::path& path() const noexcept { return path_; }
+  void release(const std::string& content) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto i = files_.find(content);
+    if (i == files_.end() || --i->second.refs > 0)
+      return;
+    std::error_code ec;
+    fs::remove(i->second.path, ec);
+    files_.erase(i);
+    remove_dir_if_unused();
+  }
 
 private:
-  fs::path path_;
+  struct entry {
+    std::string path;
+    size_t refs = 0;
+  };
+
+  system_prompt_files() = default;
+
+  void remove_dir_if_unused() {
+    if (files_.empty() && !dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      dir_.clear();
+    }
+  }
+
+  std::mutex mutex_;
+  fs::path dir_;
+  std::map<std::string, entry> files_; ///< by content
+  uint64_t next_ = 0;
 };
 
-/// Reads at most the last `limit` bytes of `path`; empty if unreadable.
-std::string read_tail(const std::string& path, size_t limit) {
-  std::ifstream in{path, std::ios::binary | std::ios::ate};
-  if (!in)
-    return {};
-  auto size = static_cast<size_t>(std::max<std::streamoff>(0, in.tellg()));
-  auto start = size > limit ? size - limit : 0;
-  in.seekg(static_cast<std::streamoff>(start));
-  std::string out{std::istreambuf_iterator<char>{in},
-                  std::istreambuf_iterator<char>{}};
-  if (start > 0)
-    out = "[crew: stderr truncated to the last " + std::to_string(limit / 1024)
-          + " KiB]\n" + out;
-  return out;
-}
+/// Holds a file of `system_prompt_files` for one `run_pi_attempt`.
+class system_prompt_lease {
+public:
+  system_prompt_lease() = default;
+  system_prompt_lease(const system_prompt_lease&) = delete;
+  system_prompt_lease& operator=(const system_prompt_lease&) = delete;
+  ~system_prompt_lease() {
+    if (!path_.empty())
+      system_prompt_files::instance().release(content_);
+  }
+
+  bool acquire(const std::string& content, std::string& error) {
+    path_ = system_prompt_files::instance().acquire(content, error);
+    if (!path_.empty())
+      content_ = content;
+    return !path_.empty();
+  }
+
+  const std::string& path() const noexcept { return path_; }
+
+private:
+  std::string content_;
+  std::string path_;
+};
+
+/// The last `limit` bytes of a stream, with a note when earlier ones went.
+class tail_buffer {
+public:
+  explicit tail_buffer(size_t limit) : limit_(limit) {
+    // nop
+  }
+
+  void append(std::string_view chunk) {
+    text_.append(chunk);
+    if (text_.size() > 2 * limit_)
+      trim();
+  }
+
+  std::string take() {
+    trim();
+    if (dropped_)
+      text_.insert(0, "[crew: stderr truncated to the last "
+                          + std::to_string(limit_ / 1024) + " KiB]\n");
+    return std::move(text_);
+  }
+
+private:
+  void trim() {
+    if (text_.size() > limit_) {
+      text_.erase(0, text_.size() - limit_);
+      dropped_ = true;
+    }
+  }
+
+  size_t limit_;
+  std::string text_;
+  bool dropped_ = false;
+};
 
 uint64_t count_lines(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
@@ -235,7 +408,6 @@ private:
   attempt_outcome real_attempt(const std::string& model, Exec&& exec);
   pi_attempt_report spawn_attempt(const pi_command& cmd,
                                   const std::string& system_prompt_file,
-                                  const std::string& stderr_file,
                                   const std::string& model, uint64_t budget,
                                   pi_stream& stream);
   void finish_attempt(attempt_outcome& out, const pi_stream& stream,
@@ -271,10 +443,12 @@ private:
   pi_result result_;
   bool result_written_ = false;
   std::vector<std::string> child_env_;
+  uint64_t drain_ms_ = 0; ///< the resolved final drain
 
   append_sink transcript_;
   append_sink events_;
   append_sink output_;
+  record_file status_;
   append_sink log_;
   uint64_t seq_ = 0;
   std::deque<std::string> recent_output_;
@@ -312,6 +486,7 @@ pi_result pi_run::run() {
                       job_.agent.empty() ? job_.role : job_.agent,
                       job_.inherit_project_context, job_.inherit_skills);
   child_env_.insert(child_env_.end(), extra.begin(), extra.end());
+  drain_ms_ = job_.final_drain_ms ? *job_.final_drain_ms : final_drain_ms(env_);
 
   if (auto mode = env_("PI_TEAMS_MOCK_CHILD_PI"); mode && !mode->empty()) {
     log("[crew] PI_TEAMS_MOCK_CHILD_PI=" + *mode + ": no process is spawned\n");
@@ -336,6 +511,7 @@ pi_result pi_run::run() {
             model,
             child_env_,
             budget,
+            drain_ms_,
             stream,
             [&](std::string_view chunk) { on_chunk(stream, chunk); },
             [&](std::string_view text) { log(text); }};
@@ -345,28 +521,16 @@ pi_result pi_run::run() {
     finish();
     return std::move(result_);
   }
-  private_dir tmp;
-  std::string error;
-  if (!tmp.create(error)) {
+  system_prompt_lease system_prompt;
+  if (std::string error; !job_.system_prompt.empty()
+                         && !system_prompt.acquire(job_.system_prompt, error)) {
     fail_early(std::move(error), -1);
     finish();
     return std::move(result_);
   }
-  std::string system_prompt_file;
-  if (!job_.system_prompt.empty()) {
-    system_prompt_file
-        = tmp.write_private("system-prompt.md", job_.system_prompt, error);
-    if (system_prompt_file.empty()) {
-      fail_early(std::move(error), -1);
-      finish();
-      return std::move(result_);
-    }
-  }
-  auto stderr_file = (tmp.path() / "stderr.txt").string();
   attempt_loop([&](const std::string& model) {
     return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
-      return spawn_attempt(cmd, system_prompt_file, stderr_file, model, budget,
-                           stream);
+      return spawn_attempt(cmd, system_prompt.path(), model, budget, stream);
     });
   });
   finish();
@@ -397,11 +561,10 @@ void pi_run::attempt_loop(Attempt&& attempt) {
     result_.ok = a.success;
     result_.error = a.error;
     result_.text = std::move(out.text);
+    if (a.success || out.stop || !should_try_next_model(a) || i + 1 == count)
+      break; // `finish` writes the record
     write_status("running");
-    if (a.success || out.stop || !should_try_next_model(a))
-      break;
-    if (i + 1 < count)
-      log("[crew] retryable model error; trying the next model\n");
+    log("[crew] retryable model error; trying the next model\n");
   }
 }
 
@@ -489,8 +652,10 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
     return out;
   }
   // pi-crew's final drain: an answer that arrived is never turned into a
-  // failure because pi then hung instead of exiting.
-  bool answered = proc.idle_timed_out && stream.final_answer_seen();
+  // failure because pi then hung instead of exiting (or, in rpc mode,
+  // ending the prompt). It reports exit code 0.
+  bool answered = (proc.drained || proc.idle_timed_out)
+                  && stream.final_answer_seen();
   int exit_code = proc.exit_code;
   if (answered)
     exit_code = 0;
@@ -498,9 +663,19 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
     exit_code = 128 + proc.signal;
   auto oc = stream.outcome(exit_code, stderr_text);
   if (answered) {
-    log("[crew] pi hung after its final answer and was terminated; the "
-        "answer stands\n");
+    if (proc.drained)
+      log("[crew] pi did not finish within " + std::to_string(drain_ms_)
+          + " ms of its final answer (final drain) and was terminated ("
+          + (!report.watchdog_action.empty() ? report.watchdog_action
+             : proc.signal != 0 ? signal_name(proc.signal)
+                                : "exit code " + std::to_string(proc.exit_code))
+          + "); the answer stands\n");
+    else
+      log("[crew] pi hung after its final answer and was terminated; the "
+          "answer stands\n");
+    result_.drained = result_.drained || proc.drained;
     out.attempt.exit_code = 0;
+    out.signal = 0;
   } else if (proc.timed_out || proc.idle_timed_out || proc.cancelled) {
     result_.timed_out = result_.timed_out || proc.timed_out;
     result_.idle_timed_out = result_.idle_timed_out || proc.idle_timed_out;
@@ -536,7 +711,6 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
 
 pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
                                         const std::string& system_prompt_file,
-                                        const std::string& stderr_file,
                                         const std::string& model,
                                         uint64_t budget, pi_stream& stream) {
   pi_arg_options options;
@@ -555,9 +729,9 @@ pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
   spec.cwd = job_.cwd;
   spec.env = child_env_;
   spec.stdin_data = job_.prompt;
-  spec.stderr_path = stderr_file;
   spec.timeout_ms = budget;
   spec.idle_timeout_ms = job_.response_timeout_ms;
+  spec.final_drain_ms = drain_ms_;
   spec.kill_grace_ms = job_.kill_grace_ms;
   std::string command;
   for (const auto& arg : spec.argv) {
@@ -572,11 +746,12 @@ pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
   pcb.on_spawn = cb_.on_spawn;
   pcb.cancel = cb_.cancel;
   pcb.on_stdout = [&](std::string_view chunk) { on_chunk(stream, chunk); };
+  pcb.answered = [&] { return stream.final_answer_seen(); };
+  tail_buffer stderr_tail{max_logged_stderr};
+  pcb.on_stderr = [&](std::string_view chunk) { stderr_tail.append(chunk); };
   pi_attempt_report report;
   report.process = run_process(spec, pcb);
-  report.stderr_text = read_tail(stderr_file, max_logged_stderr);
-  std::error_code ec;
-  fs::remove(stderr_file, ec);
+  report.stderr_text = stderr_tail.take();
   return report;
 }
 
@@ -587,6 +762,7 @@ void pi_run::open_files() {
   log_.open(job_.log_path, true);
   if (job_.agent_dir.empty())
     return;
+  status_.open(agent_file("status.json"));
   auto events = agent_file("events.jsonl");
   seq_ = count_lines(events);
   events_.open(events, false);
@@ -709,15 +885,9 @@ void pi_run::write_status(std::string_view status) {
   last_status_ = clock_type::now();
   if (job_.agent_dir.empty())
     return;
-  try {
-    write_file_atomic(
-        agent_file("status.json"),
-        status_json(status).dump(2, ' ', false, json::error_handler_t::replace)
-            + "\n",
-        false);
-  } catch (const std::exception&) {
-    // nop: the agent record is advisory; the run goes on
-  }
+  status_.write(
+      status_json(status).dump(2, ' ', false, json::error_handler_t::replace)
+      + "\n");
 }
 
 // -- end ----------------------------------------------------------------------
@@ -752,6 +922,7 @@ void pi_run::finish() {
       + (result_.ok ? "" : "\n[crew] error: " + result_.error) + "\n");
   write_status(result_.ok ? "completed"
                           : (result_.cancelled ? "cancelled" : "failed"));
+  status_.close();
 }
 
 } // namespace

@@ -58,6 +58,12 @@ struct pi_job {
   /// Response watchdog in ms: pi is terminated after this long without any
   /// stdout or stderr output; 0 disables.
   uint64_t response_timeout_ms = 0;
+  /// Final drain in ms (pi-crew's `finalDrainMs`): after pi's final answer
+  /// (`pi_stream::final_answer_seen`), pi has this long to exit (spawn mode)
+  /// or to end the prompt (rpc mode) before it is terminated (rpc: the
+  /// prompt aborted) with the answer standing; 0 disables. Unset means
+  /// `final_drain_ms(env)`: `CREW_PI_FINAL_DRAIN_MS`, else 5000.
+  std::optional<uint64_t> final_drain_ms;
   /// Delay in ms between SIGTERM and SIGKILL to pi's process group.
   uint64_t kill_grace_ms = 3000;
   /// Extra `KEY=VALUE` entries (crew's `CREW_*`). The depth, role and
@@ -99,6 +105,9 @@ struct pi_result {
   bool timed_out = false;      ///< `timeout_ms` ran out
   bool idle_timed_out = false; ///< the response watchdog killed pi
   bool cancelled = false;
+  /// pi delivered its final answer but did not exit (rpc: end the prompt)
+  /// within the final drain, so it was terminated; the answer stands.
+  bool drained = false;
 
   /// Renders the task details as a JSON object: `{model?, modelAttempts,
   /// modelRouting, usage: {input, output, cacheRead, cacheWrite,
@@ -116,9 +125,11 @@ struct pi_result {
 ///    while `should_try_next_model` says so.
 /// Success is decided from pi's JSON events (`pi_stream::outcome`), since
 /// JSON mode exits 0 even when the model call failed. A pi that produced its
-/// final answer and then hung until the watchdog fired counts as a success,
-/// as in pi-crew. File errors on the live agent files never fail the run;
-/// failing to write the result file does. Never throws for pi failures.
+/// final answer and then does not exit is terminated after the final drain
+/// (`pi_job::final_drain_ms`) or by the watchdog, and counts as a success
+/// with exit code 0, as in pi-crew. File errors on the live agent files
+/// never fail the run; failing to write the result file does. Never throws
+/// for pi failures.
 pi_result run_pi_attempt(const pi_job& job, const pi_callbacks& cb = {});
 
 // -- other execution backends (internal) ------------------------------------
@@ -133,6 +144,8 @@ struct pi_attempt_request {
   /// `job.env` plus the depth, role and inherit variables of `pi_env`.
   const std::vector<std::string>& child_env;
   uint64_t budget_ms; ///< left of `job.timeout_ms`; 0 means no limit
+  /// The resolved `job.final_drain_ms`; 0 disables the drain.
+  uint64_t final_drain_ms;
   /// A fresh stream for this attempt. Feed it through `on_stdout` only.
   const pi_stream& stream;
   /// Feeds pi's stdout (whole lines or any chunks) to the stream, the
@@ -144,7 +157,8 @@ struct pi_attempt_request {
 
 /// @private How a backend's attempt ended, judged like a spawned pi:
 /// `process` as `run_process` reports it (`exit_code` 0 while the process
-/// lives on), then the stream decides success.
+/// lives on; `drained` when the final drain ended the prompt), then the
+/// stream decides success.
 struct pi_attempt_report {
   process_outcome process;
   /// pi's stderr written during the attempt (the log and error tail).

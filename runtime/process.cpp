@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string_view>
 
@@ -17,6 +18,7 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +35,8 @@ using std::chrono::milliseconds;
 
 constexpr size_t stderr_tail_max = 2048;
 constexpr size_t io_chunk = 64 * 1024;
+// Without a pidfd (or with a cancel flag to watch) the loop wakes at least
+// this often; otherwise it sleeps until I/O, the exit or the next deadline.
 constexpr auto poll_interval = milliseconds{100};
 constexpr auto heartbeat_interval = milliseconds{250};
 // Grandchildren may hold the pipes open after the leader exits.
@@ -87,6 +91,17 @@ struct child_guard {
     }
   }
 };
+
+/// A descriptor that becomes readable when `pid` exits (Linux >= 5.3), or
+/// -1: then the exit is found by polling `waitpid`.
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); // O_CLOEXEC
+#else
+  (void) pid;
+  return -1;
+#endif
+}
 
 /// `detail::make_pipe` into owned descriptors.
 bool make_pipe(unique_fd& read_end, unique_fd& write_end, int& err) {
@@ -358,6 +373,7 @@ process_outcome run_process(const process_spec& spec,
   output_stream err;
   err.keep_tail = true;
   out.sink = &callbacks.on_stdout;
+  err.sink = &callbacks.on_stderr;
   std::string open_error;
   if (!open_capture(spec.stdout_path, out.file, open_error)
       || !open_capture(spec.stderr_path, err.file, open_error))
@@ -420,6 +436,7 @@ process_outcome run_process(const process_spec& spec,
 
   process_outcome result;
   result.spawned = true;
+  unique_fd exit_fd{open_pidfd(pid)};
   if (callbacks.on_spawn)
     callbacks.on_spawn(static_cast<int>(pid));
 
@@ -437,6 +454,10 @@ process_outcome run_process(const process_spec& spec,
   const bool has_idle_limit = spec.idle_timeout_ms > 0;
   const auto idle_limit = milliseconds{spec.idle_timeout_ms};
   auto last_output = started;
+  // The final drain: armed once `answered` says so, never re-armed.
+  const bool has_drain = spec.final_drain_ms > 0 && callbacks.answered;
+  bool drain_armed = false;
+  clock_type::time_point drain_deadline;
   const auto grace = milliseconds{spec.kill_grace_ms};
   bool terminating = false; // SIGTERM sent after timeout or cancel
   bool killed = false;      // SIGKILL sent after grace
@@ -445,9 +466,14 @@ process_outcome run_process(const process_spec& spec,
   clock_type::time_point drain_until;
   int status = 0;
   auto last_beat = started - heartbeat_interval;
-  // With both pipes closed only waitpid tells us about the exit: back off
-  // from 1 ms so short commands finish promptly without busy waiting.
+  // Without a pidfd, and with both pipes closed, only waitpid tells us about
+  // the exit: back off from 1 ms so short commands finish promptly without
+  // busy waiting.
   auto idle_wait = milliseconds{1};
+  // Wake-ups are for I/O, the exit and deadlines only, unless something
+  // else has to be looked at periodically.
+  const bool periodic = !exit_fd || callbacks.cancel != nullptr;
+  bool exit_signalled = true; // look once before the first poll
   std::vector<char> buf(io_chunk);
 
   auto begin_termination = [&] {
@@ -462,6 +488,10 @@ process_outcome run_process(const process_spec& spec,
     if (!terminating && !exited) {
       if (has_timeout && now >= deadline) {
         result.timed_out = true;
+        begin_termination();
+      } else if (drain_armed && now >= drain_deadline) {
+        result.drained = true;
+        out.sink = nullptr; // the answer stands: what follows is not news
         begin_termination();
       } else if (has_idle_limit && now - last_output >= idle_limit) {
         result.idle_timed_out = true;
@@ -479,22 +509,24 @@ process_outcome run_process(const process_spec& spec,
       kill_process_group(pid, SIGKILL);
     }
     // Reap the leader.
-    if (!exited) {
+    if (!exited && (exit_signalled || !exit_fd)) {
+      exit_signalled = false;
       auto w = waitpid(pid, &status, WNOHANG);
       if (w == pid || (w < 0 && errno == ECHILD)) {
         exited = true;
         child.reaped = true;
         drain_until = clock_type::now() + drain_limit;
         in_write.reset();
+        exit_fd.reset();
       }
     }
     if (exited
         && ((!out.pipe && !err.pipe) || clock_type::now() >= drain_until))
       break;
-    // Wait for I/O, at most poll_interval so timers are noticed quickly.
-    pollfd fds[3];
+    // Wait for I/O, the exit or the next deadline.
+    pollfd fds[4];
     nfds_t nfds = 0;
-    int in_idx = -1, out_idx = -1, err_idx = -1;
+    int in_idx = -1, out_idx = -1, err_idx = -1, exit_idx = -1;
     if (in_write) {
       in_idx = static_cast<int>(nfds);
       fds[nfds++] = {in_write.get(), POLLOUT, 0};
@@ -507,21 +539,34 @@ process_outcome run_process(const process_spec& spec,
       err_idx = static_cast<int>(nfds);
       fds[nfds++] = {err.pipe.get(), POLLIN, 0};
     }
-    auto wait = poll_interval;
+    if (exit_fd) {
+      exit_idx = static_cast<int>(nfds);
+      fds[nfds++] = {exit_fd.get(), POLLIN, 0};
+    }
+    auto wait = periodic ? poll_interval : milliseconds::max();
     now = clock_type::now();
     if (has_timeout && !terminating && deadline > now)
       wait = std::min(wait, std::chrono::ceil<milliseconds>(deadline - now));
     if (has_idle_limit && !terminating && last_output + idle_limit > now)
       wait = std::min(wait, std::chrono::ceil<milliseconds>(
                                 last_output + idle_limit - now));
+    if (drain_armed && !terminating && drain_deadline > now)
+      wait = std::min(wait,
+                      std::chrono::ceil<milliseconds>(drain_deadline - now));
+    if (terminating && !killed)
+      wait = std::min(wait, std::chrono::ceil<milliseconds>(kill_at - now));
     if (exited)
       wait = std::min(wait, std::chrono::ceil<milliseconds>(drain_until - now));
     if (nfds == 0 && !exited) {
       wait = std::min(wait, idle_wait);
       idle_wait = std::min(idle_wait * 2, poll_interval);
     }
-    int ready = ::poll(fds, nfds,
-                       static_cast<int>(std::max<int64_t>(0, wait.count())));
+    int timeout_ms
+        = wait == milliseconds::max()
+              ? -1
+              : static_cast<int>(std::clamp<int64_t>(
+                  wait.count(), 0, std::numeric_limits<int>::max()));
+    int ready = ::poll(fds, nfds, timeout_ms);
     if (ready < 0) {
       if (errno == EINTR)
         continue;
@@ -529,6 +574,8 @@ process_outcome run_process(const process_spec& spec,
     }
     if (ready == 0)
       continue;
+    if (exit_idx >= 0 && fds[exit_idx].revents != 0)
+      exit_signalled = true;
     if (in_idx >= 0 && fds[in_idx].revents != 0) {
       if (fds[in_idx].revents & (POLLERR | POLLHUP)) {
         in_write.reset(); // the child closed its stdin
@@ -549,6 +596,10 @@ process_outcome run_process(const process_spec& spec,
     if (out_idx >= 0 && fds[out_idx].revents != 0
         && !out.read_some(buf.data(), buf.size(), got_data))
       out.pipe.reset();
+    if (has_drain && got_data && !drain_armed && callbacks.answered()) {
+      drain_armed = true;
+      drain_deadline = clock_type::now() + milliseconds{spec.final_drain_ms};
+    }
     if (err_idx >= 0 && fds[err_idx].revents != 0
         && !err.read_some(buf.data(), buf.size(), got_data))
       err.pipe.reset();
@@ -593,6 +644,8 @@ process_outcome run_process(const process_spec& spec,
                    + " ms (response watchdog)";
   else if (result.cancelled)
     result.error = "cancelled";
+  else if (result.drained)
+    result.error.clear(); // the answer was delivered
   else if (result.signal != 0)
     result.error = "killed by signal " + std::to_string(result.signal) + " ("
                    + signal_name(result.signal) + ")";

@@ -37,7 +37,13 @@ struct process_spec {
   /// to stdout or stderr for this long, the process group gets SIGTERM, then
   /// SIGKILL after `kill_grace_ms`. The clock starts at spawn.
   uint64_t idle_timeout_ms = 0;
-  /// Delay in ms between SIGTERM and SIGKILL on timeout, watchdog or cancel.
+  /// Final drain in ms (pi-crew's `finalDrainMs`); 0 disables. Once
+  /// `process_callbacks::answered` reports the final answer, the process has
+  /// this long to exit on its own; then the group gets SIGTERM, SIGKILL
+  /// after `kill_grace_ms`, and the outcome is a success (`drained`).
+  uint64_t final_drain_ms = 0;
+  /// Delay in ms between SIGTERM and SIGKILL on timeout, watchdog, drain or
+  /// cancel.
   uint64_t kill_grace_ms = 3000;
 };
 
@@ -49,6 +55,9 @@ struct process_outcome {
   bool timed_out = false;
   bool idle_timed_out = false; ///< the response watchdog fired
   bool cancelled = false;      ///< `process_callbacks::cancel` fired
+  /// The final drain ran out and terminated the process: it had delivered
+  /// its answer, so this counts as a success whatever the exit status.
+  bool drained = false;
   /// Human text, empty on success: "exit code 3", "killed by signal 9
   /// (SIGKILL)", "timed out after 500 ms", "no output for 500 ms (response
   /// watchdog)", "cancelled", "spawn failed: ...".
@@ -59,8 +68,8 @@ struct process_outcome {
   uint64_t duration_ms = 0; ///< from spawn until the pipes are closed
 
   bool success() const noexcept {
-    return spawned && signal == 0 && exit_code == 0 && !timed_out
-           && !idle_timed_out && !cancelled;
+    return spawned && !timed_out && !idle_timed_out && !cancelled
+           && (drained || (signal == 0 && exit_code == 0));
   }
 };
 
@@ -73,13 +82,21 @@ struct process_callbacks {
   /// Receives stdout data as it arrives, in order, in chunks of arbitrary
   /// size (a line may span chunks). Runs in addition to `stdout_path`.
   std::function<void(std::string_view chunk)> on_stdout;
+  /// The same for stderr (in addition to `stderr_path`).
+  std::function<void(std::string_view chunk)> on_stderr;
+  /// Asked after stdout data arrived, until it returns true: whether the
+  /// process delivered its final answer, which starts the final drain
+  /// (`process_spec::final_drain_ms`). Not called while the drain is off.
+  /// Once the drain ran out, `on_stdout` gets nothing more (the capture file
+  /// still does).
+  std::function<bool()> answered;
   /// Once it reads true, the process group gets SIGTERM, SIGKILL after grace.
   const std::atomic<bool>* cancel = nullptr;
 };
 
 /// Runs one worker process to completion, blocking the calling thread (meant
 /// for a dedicated thread). The worker leads its own process group; timeout,
-/// response watchdog and cancel terminate the whole group. Never throws for
+/// response watchdog, final drain and cancel terminate the whole group. Never throws for
 /// process failures: they are reported in the outcome, spawn failures with
 /// `spawned == false`.
 process_outcome run_process(const process_spec& spec,

@@ -161,6 +161,17 @@ TEST_CASE("pi_invocation: depth guard") {
   CHECK(guard.blocked()); // max 0 forbids any worker
 }
 
+TEST_CASE("pi_invocation: final drain") {
+  CHECK_EQ(final_drain_ms(map_env({})), default_final_drain_ms);
+  CHECK_EQ(default_final_drain_ms, 5000u);
+  CHECK_EQ(final_drain_ms(map_env({{"CREW_PI_FINAL_DRAIN_MS", "250"}})), 250u);
+  CHECK_EQ(final_drain_ms(map_env({{"CREW_PI_FINAL_DRAIN_MS", "0"}})), 0u);
+  CHECK_EQ(final_drain_ms(map_env({{"CREW_PI_FINAL_DRAIN_MS", "soon"}})),
+           default_final_drain_ms);
+  CHECK_EQ(final_drain_ms(map_env({{"CREW_PI_FINAL_DRAIN_MS", "-5"}})),
+           default_final_drain_ms);
+}
+
 TEST_CASE("pi_invocation: pi on PATH") {
   scratch_dir dir;
   auto bin = dir.root / "bin";

@@ -42,7 +42,9 @@ using strings = std::vector<std::string>;
 // - a prompt answers "answer from <model>: <message>", or with stopReason
 //   error "429 rate limit exceeded" when the model is bad;
 // - HANG in a prompt: silence until abort (then stopReason aborted);
-//   DEAF: silence, and abort is ignored; CRASH: stderr, then exit 3.
+//   DEAF: silence, and abort is ignored; CRASH: stderr, then exit 3;
+//   LINGER: the final answer, but no agent_end until abort (then an aborted
+//   turn); LINGER with DEAF: the answer, and abort is ignored.
 constexpr const char* fake_rpc_script = R"FAKE(#!/usr/bin/env python3
 import json, os, sys
 d = os.environ["FAKE_RPC_DIR"]
@@ -133,6 +135,11 @@ while True:
             sys.stderr.write("fatal: boom\n")
             sys.stderr.flush()
             sys.exit(3)
+        if "LINGER" in msg:
+            hanging = "deaf" if "DEAF" in msg else "linger"
+            out({"type": "message_start", "message": {"role": "assistant", "content": []}})
+            out({"type": "message_end", "message": assistant("lingering answer", "stop")})
+            continue
         if "DEAF" in msg:
             hanging = "deaf"
             continue
@@ -400,6 +407,63 @@ TEST_CASE("pi rpc pool kills a process that ignores the abort") {
   CHECK_EQ(pool.spawned(), 2u);
   REQUIRE_EQ(pids.size(), 2u);
   CHECK_NE(pids[0], pids[1]);
+}
+
+TEST_CASE("pi rpc pool final drain aborts a prompt that does not end after "
+          "its answer") {
+  fixture f;
+  std::vector<int> pids;
+  pi_rpc_pool pool{1, f.env()};
+  REQUIRE(run(pool, f.job("00_warm", "Warm up"), pids).ok);
+  pids.clear();
+  auto job = f.job("01_linger", "LINGER after answering");
+  job.final_drain_ms = 300;
+  job.response_timeout_ms = 60000;
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run(pool, job, pids);
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE_MESSAGE(res.ok, res.error);
+  CHECK(res.drained);
+  CHECK_FALSE(res.idle_timed_out);
+  CHECK_EQ(res.exit_code, 0);
+  CHECK_EQ(res.text, "lingering answer");
+  CHECK_EQ(slurp(job.result_path), "lingering answer");
+  CHECK(took >= std::chrono::milliseconds{300});
+  CHECK(took < std::chrono::milliseconds{3000});
+  CHECK_EQ(status_of(job)["status"], "completed");
+  REQUIRE_EQ(pids.size(), 1u);
+  auto types = f.command_types(pids[0]);
+  CHECK_EQ(strings(types.end() - 3, types.end()),
+           strings{"new_session", "prompt", "abort"});
+  // The aborted turn after the drain does not reach the transcript.
+  CHECK_FALSE(contains(slurp(job.transcript_path), "aborted"));
+  CHECK(contains(slurp(job.log_path), "(final drain)"));
+  // The process finished the abort and serves the next task.
+  auto next = run(pool, f.job("02_next", "Fine now"), pids);
+  REQUIRE_MESSAGE(next.ok, next.error);
+  CHECK_EQ(pool.spawned(), 1u);
+}
+
+TEST_CASE("pi rpc pool final drain replaces a process that ignores the "
+          "abort") {
+  fixture f;
+  std::vector<int> pids;
+  pi_rpc_pool pool{1, f.env()};
+  auto job = f.job("01_linger", "LINGER and DEAF");
+  job.final_drain_ms = 200;
+  job.kill_grace_ms = 300;
+  auto res = run(pool, job, pids);
+  REQUIRE_MESSAGE(res.ok, res.error);
+  CHECK(res.drained);
+  CHECK_EQ(res.exit_code, 0);
+  CHECK_EQ(res.signal, 0);
+  CHECK_EQ(res.text, "lingering answer");
+  REQUIRE_EQ(pids.size(), 1u);
+  CHECK_FALSE(pid_exists(pids[0]));
+  CHECK_EQ(pool.size(), 0u);
+  auto next = run(pool, f.job("02_next", "Fine now"), pids);
+  REQUIRE_MESSAGE(next.ok, next.error);
+  CHECK_EQ(pool.spawned(), 2u);
 }
 
 TEST_CASE("pi rpc pool replaces a process that crashed mid-prompt") {

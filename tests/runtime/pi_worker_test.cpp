@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,6 +39,10 @@ using strings = std::vector<std::string>;
 // - good:  a tool call and a final answer, each with usage;
 // - hang:  one line, then silence;
 // - linger: a final answer, then silence instead of exiting;
+// - sigterm: like linger, but SIGTERM makes it print an aborted turn;
+// - slowexit: a final answer, then an exit 0.3 s later;
+// - toolwait: a tool-call message_end, then silence;
+// - slowtalk: tool events every 0.1 s for 1.5 s, then a final answer;
 // - crash: a message on stderr, exit 3.
 constexpr const char* fake_pi_script = R"FAKE(#!/bin/sh
 dir="$FAKE_PI_DIR"
@@ -100,6 +105,29 @@ sleep 30
 ;;
 linger*)
 echo '{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"Answer, then no exit"}],"usage":{"input":7,"output":3},"stopReason":"stop"}}'
+sleep 30
+;;
+sigterm*)
+trap 'echo "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"content\":[],\"stopReason\":\"aborted\",\"errorMessage\":\"Request was aborted\"}}"; exit 0' TERM
+echo '{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"Answer, then no exit"}],"usage":{"input":7,"output":3},"stopReason":"stop"}}'
+sleep 30 &
+wait $!
+;;
+slowexit*)
+echo '{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"Answer, then a slow exit"}],"stopReason":"stop"}}'
+sleep 0.3
+echo '{"type":"agent_end","messages":[]}'
+;;
+slowtalk*)
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+  echo '{"type":"tool_execution_start","toolName":"read","args":{}}'
+  echo '{"type":"tool_execution_end","toolName":"read","isError":false}'
+  sleep 0.1
+done
+echo '{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"Talked slowly"}],"stopReason":"stop"}}'
+;;
+toolwait*)
+echo '{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"Calling a tool."},{"type":"toolCall","id":"c1","name":"bash","arguments":{}}]}}'
 sleep 30
 ;;
 crash*)
@@ -367,6 +395,33 @@ TEST_CASE("pi worker writes the system prompt to a private file") {
   CHECK_FALSE(contains(f.recorded("argv", 2), "--append-system-prompt"));
 }
 
+TEST_CASE("pi worker shares one system prompt file between concurrent "
+          "tasks") {
+  fixture a, b;
+  for (auto* f : {&a, &b}) {
+    f->job.models = {"slowtalk"};
+    f->job.system_prompt = "You are shared.";
+  }
+  pi_result ra, rb;
+  std::thread other{[&] { rb = b.run(); }};
+  ra = a.run();
+  other.join();
+  REQUIRE_MESSAGE(ra.ok, ra.error);
+  REQUIRE_MESSAGE(rb.ok, rb.error);
+  auto file_of = [](const fixture& f) {
+    auto argv = lines_of(f.recorded("argv", 1));
+    auto flag = std::find(argv.begin(), argv.end(), "--append-system-prompt");
+    REQUIRE(flag + 1 < argv.end());
+    return *(flag + 1);
+  };
+  // The runs overlapped, so the second one found the file of the first.
+  CHECK_EQ(file_of(a), file_of(b));
+  CHECK_EQ(a.recorded("system", 1), "You are shared.");
+  CHECK_EQ(b.recorded("system", 1), "You are shared.");
+  CHECK_FALSE(fs::exists(file_of(a)));
+  CHECK_FALSE(fs::exists(fs::path{file_of(a)}.parent_path()));
+}
+
 TEST_CASE("pi worker stops at a non-retryable failure") {
   fixture f;
   f.job.models = {"crash", "good"};
@@ -423,6 +478,118 @@ TEST_CASE("pi worker keeps an answer when pi hangs after it") {
   CHECK_EQ(res.model_attempts[0].exit_code, 0);
   CHECK_EQ(res.usage.input, 7u);
   CHECK(contains(slurp(f.job.log_path), "hung after its final answer"));
+}
+
+TEST_CASE("pi worker replaces the agent record atomically while pi runs") {
+  fixture f;
+  f.job.models = {"slowtalk"};
+  // A reader that never sees a partial record.
+  std::atomic<bool> done{false};
+  int reads = 0, torn = 0;
+  std::set<std::string> statuses;
+  std::thread reader{[&] {
+    auto path = f.agent_file("status.json");
+    while (!done) {
+      auto text = slurp(path);
+      if (!text.empty()) {
+        ++reads;
+        auto rec = json::parse(text, nullptr, false);
+        if (rec.is_discarded())
+          ++torn;
+        else
+          statuses.insert(rec["status"].get<std::string>());
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds{200});
+    }
+  }};
+  auto res = f.run();
+  done = true;
+  reader.join();
+  REQUIRE_MESSAGE(res.ok, res.error);
+  CHECK(reads > 10);
+  CHECK_EQ(torn, 0);
+  CHECK(statuses.count("running") == 1);
+  auto status = f.status();
+  CHECK_EQ(status["status"], "completed");
+  CHECK_EQ(status["progress"]["toolCount"], 15);
+  // Only the agent files: the spare record is gone.
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator{f.job.agent_dir})
+    names.insert(entry.path().filename().string());
+  CHECK_EQ(names,
+           std::set<std::string>{"events.jsonl", "output.log", "status.json"});
+}
+
+TEST_CASE("pi worker final drain ends a pi that lingers after its answer") {
+  fixture f;
+  f.job.models = {"linger", "good"};
+  f.job.response_timeout_ms = 60000;
+  f.job.kill_grace_ms = 300;
+  SUBCASE("set on the job") {
+    f.job.final_drain_ms = 300;
+  }
+  SUBCASE("from CREW_PI_FINAL_DRAIN_MS") {
+    f.vars["CREW_PI_FINAL_DRAIN_MS"] = "300";
+  }
+  SUBCASE("pi prints an aborted turn when terminated") {
+    // What pi prints after the drain ran out does not undo the answer.
+    f.job.models = {"sigterm", "good"};
+    f.job.final_drain_ms = 300;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = f.run();
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE_MESSAGE(res.ok, res.error);
+  CHECK(res.drained);
+  CHECK_FALSE(res.idle_timed_out);
+  CHECK_EQ(res.error, "");
+  CHECK_EQ(res.exit_code, 0);
+  CHECK_EQ(res.signal, 0);
+  CHECK_EQ(res.text, "Answer, then no exit");
+  CHECK_EQ(slurp(f.job.result_path), "Answer, then no exit");
+  // At the drain, not at the watchdog.
+  CHECK(took >= std::chrono::milliseconds{300});
+  CHECK(took < std::chrono::milliseconds{3000});
+  CHECK_EQ(f.calls(), 1);
+  REQUIRE_EQ(res.model_attempts.size(), 1u);
+  CHECK_EQ(res.model_attempts[0].exit_code, 0);
+  CHECK(res.model_attempts[0].success);
+  CHECK(contains(slurp(f.job.log_path), "ms of its final answer (final drain)"));
+  CHECK_EQ(f.status()["status"], "completed");
+  REQUIRE_EQ(f.pids.size(), 1u);
+  CHECK_FALSE(process_alive(f.pids[0]));
+}
+
+TEST_CASE("pi worker final drain spares a pi that exits after its answer") {
+  fixture f;
+  f.job.final_drain_ms = 2000;
+  for (const char* model : {"slowexit", "good"}) {
+    CAPTURE(model);
+    f.job.models = {model};
+    auto t0 = std::chrono::steady_clock::now();
+    auto res = f.run();
+    auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE_MESSAGE(res.ok, res.error);
+    CHECK_FALSE(res.drained);
+    CHECK_EQ(res.exit_code, 0);
+    CHECK(took < std::chrono::milliseconds{1800});
+    CHECK_FALSE(contains(slurp(f.job.log_path), "final drain"));
+  }
+}
+
+TEST_CASE("pi worker final drain does not start at a tool call") {
+  fixture f;
+  f.job.models = {"toolwait"};
+  f.job.final_drain_ms = 100;
+  f.job.response_timeout_ms = 800;
+  f.job.kill_grace_ms = 200;
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = f.run();
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK_FALSE(res.ok);
+  CHECK_FALSE(res.drained);
+  CHECK(res.idle_timed_out);
+  CHECK(took >= std::chrono::milliseconds{800});
 }
 
 TEST_CASE("pi worker task timeout and cancel end the attempt loop") {

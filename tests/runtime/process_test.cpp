@@ -416,3 +416,97 @@ TEST_CASE("run_process response watchdog spares a process that keeps "
   CHECK_FALSE(res.idle_timed_out);
   CHECK(res.duration_ms >= 900);
 }
+
+TEST_CASE("run_process final drain ends a process that lingers after its "
+          "answer") {
+  temp_dir dir;
+  process_spec spec;
+  // The answer, a grandchild holding the pipes, then no exit.
+  spec.command_line = "echo ANSWER; sleep 30 & echo $!; sleep 30";
+  spec.stdout_path = dir.file("out.txt");
+  spec.final_drain_ms = 300;
+  spec.idle_timeout_ms = 20000;
+  spec.kill_grace_ms = 300;
+  std::string seen;
+  process_callbacks cb;
+  cb.on_stdout = [&](std::string_view chunk) { seen += chunk; };
+  int asked = 0;
+  cb.answered = [&] {
+    ++asked;
+    return seen.find("ANSWER\n") != std::string::npos;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run_process(spec, cb);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(res.drained);
+  CHECK_FALSE(res.idle_timed_out);
+  CHECK(res.success());
+  CHECK_EQ(res.error, "");
+  CHECK_EQ(res.signal, SIGTERM);
+  CHECK(took >= std::chrono::milliseconds{300});
+  CHECK(took < std::chrono::milliseconds{1500});
+  CHECK(asked >= 1);
+  auto pid_line = slurp(spec.stdout_path).substr(7); // after "ANSWER\n"
+  CHECK(gone_within(first_int(pid_line), std::chrono::milliseconds{1000}));
+}
+
+TEST_CASE("run_process final drain spares a process that exits in time") {
+  process_spec spec;
+  spec.command_line = "echo ANSWER; sleep 0.2; exit 3";
+  spec.final_drain_ms = 2000;
+  process_callbacks cb;
+  cb.answered = [] { return true; };
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run_process(spec, cb);
+  auto took = std::chrono::steady_clock::now() - t0;
+  // Its own exit status counts, failure included.
+  CHECK_FALSE(res.drained);
+  CHECK_EQ(res.exit_code, 3);
+  CHECK_FALSE(res.success());
+  CHECK(took < std::chrono::milliseconds{1500});
+}
+
+TEST_CASE("run_process final drain waits for the answer") {
+  process_spec spec;
+  // Output keeps flowing, but the callback never reports an answer: only the
+  // response watchdog ends it.
+  spec.command_line = "echo working; sleep 30";
+  spec.final_drain_ms = 100;
+  spec.idle_timeout_ms = 500;
+  spec.kill_grace_ms = 200;
+  process_callbacks cb;
+  cb.answered = [] { return false; };
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run_process(spec, cb);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK_FALSE(res.drained);
+  CHECK(res.idle_timed_out);
+  CHECK_FALSE(res.success());
+  CHECK(took >= std::chrono::milliseconds{500});
+}
+
+TEST_CASE("run_process streams stderr to its callback without a file") {
+  process_spec spec;
+  spec.command_line = "echo out; echo err1 >&2; sleep 0.1; echo err2 >&2";
+  std::string out, err;
+  process_callbacks cb;
+  cb.on_stdout = [&](std::string_view chunk) { out += chunk; };
+  cb.on_stderr = [&](std::string_view chunk) { err += chunk; };
+  auto res = run_process(spec, cb);
+  CHECK(res.success());
+  CHECK_EQ(out, "out\n");
+  CHECK_EQ(err, "err1\nerr2\n");
+  CHECK_EQ(res.stderr_tail, "err1\nerr2\n");
+}
+
+TEST_CASE("run_process notices the exit of a leader whose pipes stay open") {
+  // The grandchild keeps stdout open; the leader's exit still ends the run
+  // within the 1 s drain limit, and the exit is noticed promptly.
+  process_spec spec;
+  spec.command_line = "sleep 5 & exit 4";
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run_process(spec);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK_EQ(res.exit_code, 4);
+  CHECK(took < std::chrono::milliseconds{2000});
+}
