@@ -81,6 +81,7 @@ struct run_state {
   /// The seq of an adaptive.plan_injected event whose plan is not in
   /// plan.json yet (written once the event is durable); 0: none.
   uint64_t plan_seq = 0;
+  uint32_t ticks = 0; ///< housekeeping ticks so far
   /// A captured checkpoint waiting for its seq to become durable.
   std::unique_ptr<run_checkpoint> pending_checkpoint;
   bool started = false;

@@ -133,7 +133,7 @@ run_progress runtime::execute(run_setup_ptr setup,
     }
   };
   while (!done) {
-    // The run reports progress every 200 ms; the timeout only matters when
+    // The run reports progress every second; the timeout only matters when
     // it does not (an interrupt is looked at after every message).
     self->receive(
       [&](progress_atom, const run_progress& p) {
