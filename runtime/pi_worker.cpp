@@ -561,6 +561,12 @@ void pi_run::attempt_loop(Attempt&& attempt) {
     result_.ok = a.success;
     result_.error = a.error;
     result_.text = std::move(out.text);
+    if (!a.success && !out.stop && plan_.candidates.empty())
+      // pi fell back to its own default model, which failed: say what to
+      // set (pi-crew passes no model either; crew doctor warns about it).
+      result_.error += "; agent " + (job_.agent.empty() ? job_.role : job_.agent)
+                       + " has no model: set `model:` in its agent file, or a "
+                         "default model in pi's settings.json";
     if (a.success || out.stop || !should_try_next_model(a) || i + 1 == count)
       break; // `finish` writes the record
     write_status("running");

@@ -733,3 +733,14 @@ TEST_CASE("pi worker depth guard blocks before mocks and spawning") {
   CHECK(contains(env, "PI_CREW_DEPTH=3\n"));
   CHECK(contains(env, "PI_CREW_MAX_DEPTH=5\n"));
 }
+
+TEST_CASE("pi worker says what to set when pi's default model fails an agent "
+          "without a model") {
+  fixture f;
+  f.job.models = {}; // no --model: pi uses its default (here: it fails)
+  auto res = f.run();
+  CHECK_FALSE(res.ok);
+  CHECK(contains(res.error, "unexpected model default")); // pi's own error
+  CHECK(contains(res.error, "agent executor has no model: set `model:`"));
+  CHECK_EQ(f.calls(), 1);
+}
