@@ -108,7 +108,7 @@ void flush_checkpoint(self_ptr self) {
     if (st.deadletters_unsynced && durable)
       append_file(setup.paths.deadletter(), {}, true); // fsync
     st.deadletters_unsynced = false;
-    write_file_atomic(setup.paths.checkpoint(), checkpoint_bin(*ck), durable);
+    write_file_swap(setup.paths.checkpoint(), checkpoint_bin(*ck), durable);
   } catch (const std::exception& e) {
     // A cache of the log: a failed write costs a longer replay only.
     std::cerr << "crew: checkpoint of run " << setup.manifest.run_id
@@ -153,14 +153,14 @@ void write_snapshot(self_ptr self) {
     manifest.owner_pid = 0;
   bool durable = setup.fsync != fsync_policy::none;
   try {
-    write_file_atomic_with(
+    write_file_swap_with(
       setup.paths.tasks(),
       [&](const content_sink& sink) {
         write_tasks_json(setup.manifest.run_id, setup.plan, engine_source{eng},
                          setup.manifest.cwd, sink);
       },
       durable);
-    write_file_atomic(setup.paths.manifest(), manifest_json(manifest), durable);
+    write_file_swap(setup.paths.manifest(), manifest_json(manifest), durable);
   } catch (const std::exception& e) {
     // Snapshots are caches of the log: a failed write costs a longer replay
     // only. Say so once per failure and keep running.
@@ -191,6 +191,12 @@ void finish(self_ptr self) {
     return;
   st.stopping = true;
   write_snapshot(self);
+  // The snapshots are not rewritten any more: their spares go.
+  for (auto& p : {st.setup->paths.tasks(), st.setup->paths.manifest(),
+                  st.setup->paths.checkpoint()}) {
+    std::error_code ec;
+    std::filesystem::remove(spare_path(p), ec);
+  }
   if (st.deadletters_written && st.setup->fsync != fsync_policy::none) {
     try {
       append_file(st.setup->paths.deadletter(), {}, true); // fsync

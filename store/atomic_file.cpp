@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <stdio.h> // renameat2
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,6 +113,58 @@ void write_file_atomic_with(const fs::path& path, const content_producer& produc
 void write_file_atomic(const fs::path& path, std::string_view content,
                        bool durable) {
   write_file_atomic_with(
+    path, [&](const content_sink& sink) { sink(content); }, durable);
+}
+
+fs::path spare_path(const fs::path& path) {
+  return path.parent_path() / ("." + path.filename().string() + ".spare");
+}
+
+void write_file_swap_with(const fs::path& path, const content_producer& produce,
+                          bool durable) {
+  auto dir = path.parent_path();
+  auto spare = spare_path(path);
+  // Overwritten in place, then cut to size: no O_TRUNC, whose truncation to
+  // zero makes ext4 flush the file on close.
+  int fd = ::open(spare.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT && !dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fd = ::open(spare.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (fd < 0)
+    fail("cannot open", spare, errno);
+  fd_guard guard{fd};
+  off_t size = 0;
+  produce([&](std::string_view content) {
+    if (auto err = write_all(fd, content); err != 0)
+      fail("cannot write", spare, err);
+    size += static_cast<off_t>(content.size());
+  });
+  if (::ftruncate(fd, size) != 0)
+    fail("cannot truncate", spare, errno);
+  if (durable && ::fsync(fd) != 0)
+    fail("cannot fsync", spare, errno);
+  guard.fd = -1;
+  if (::close(fd) != 0)
+    fail("cannot close", spare, errno);
+  if (::renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, path.c_str(),
+                  RENAME_EXCHANGE)
+      != 0) {
+    // No file to exchange with yet (ENOENT), or a file system without the
+    // exchange (EINVAL): a plain atomic replace.
+    if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
+      fail("cannot exchange with", path, errno);
+    if (::rename(spare.c_str(), path.c_str()) != 0)
+      fail("cannot rename onto", path, errno);
+  }
+  if (durable)
+    fsync_directory(dir);
+}
+
+void write_file_swap(const fs::path& path, std::string_view content,
+                     bool durable) {
+  write_file_swap_with(
     path, [&](const content_sink& sink) { sink(content); }, durable);
 }
 

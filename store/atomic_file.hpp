@@ -28,6 +28,26 @@ void write_file_atomic_with(const std::filesystem::path& path,
                             const content_producer& produce,
                             bool durable = true);
 
+/// Like `write_file_atomic_with` for a file rewritten again and again (the
+/// run snapshots): the content goes into the spare file `.<name>.spare` next
+/// to `path` (created once, then overwritten in place), which is then
+/// exchanged with `path` (`renameat2` `RENAME_EXCHANGE`), so the spare holds
+/// the previous content. No inode is created or freed per write (on ext4 a
+/// create after many frees is slow). Readers see the old or the new file,
+/// never a mix, as long as they do not keep the file open across two writes
+/// (the old inode is the next write's spare). Falls back to a rename where
+/// the exchange is unsupported. Throws `io_error` naming the file.
+void write_file_swap_with(const std::filesystem::path& path,
+                          const content_producer& produce, bool durable = true);
+
+/// `write_file_swap_with` for one string.
+void write_file_swap(const std::filesystem::path& path, std::string_view content,
+                     bool durable = true);
+
+/// The spare file of `path` that `write_file_swap` uses (remove it when the
+/// file is not rewritten any more).
+std::filesystem::path spare_path(const std::filesystem::path& path);
+
 /// Returns the whole content of `path`. Throws `input_error(errc::not_found)`
 /// naming the path if it does not exist, `io_error` on other failures.
 std::string read_file(const std::filesystem::path& path);

@@ -56,3 +56,26 @@ TEST_CASE("atomic_file: a failed write throws io_error and removes the temp") {
   }
   CHECK_EQ(count_entries(tmp.path), 1u);
 }
+
+TEST_CASE("atomic_file: a swapped write replaces the file and keeps the "
+          "previous content in the spare, whatever the sizes") {
+  test::temp_dir dir;
+  auto path = dir.path / "state" / "tasks.json";
+  write_file_swap(path, "first, rather long content\n"); // creates the dirs
+  CHECK_EQ(read_file(path), "first, rather long content\n");
+  CHECK_FALSE(fs::exists(spare_path(path))); // renamed onto the file
+  write_file_swap(path, "second\n");
+  CHECK_EQ(read_file(path), "second\n");
+  CHECK_EQ(read_file(spare_path(path)), "first, rather long content\n");
+  write_file_swap_with(path, [](const content_sink& sink) {
+    sink("thi");
+    sink("rd\n");
+  });
+  CHECK_EQ(read_file(path), "third\n"); // cut to size, not "third\nlong…"
+  CHECK_EQ(read_file(spare_path(path)), "second\n");
+  CHECK_EQ(spare_path(path).filename(), ".tasks.json.spare");
+  // only the file and its spare: no temporaries left behind
+  CHECK_EQ(std::distance(fs::directory_iterator{path.parent_path()},
+                         fs::directory_iterator{}),
+           2);
+}
