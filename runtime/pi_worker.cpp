@@ -118,15 +118,9 @@ private:
 };
 
 /// The agent record `status.json`, replaced atomically by every write
-/// without a new inode each time (creating files is what costs most here):
-/// the new record goes to a spare file next to it, which is then swapped
-/// with the record (`renameat2` with `RENAME_EXCHANGE`), so the previous
-/// record becomes the next spare. Readers always see a whole record (but
-/// one that still holds the previous record open when the next write
-/// reuses it would see it change). Where
-/// the swap is not supported, the spare is renamed over the record (a plain
-/// atomic replace). `close` removes the spare. Never throws: the record is
-/// advisory, and a failed write leaves the previous one.
+/// without a new inode each time (creating files is what costs most here;
+/// see `write_file_swap`). `close` removes the spare. Never throws: the
+/// record is advisory, and a failed write leaves the previous one.
 class record_file {
 public:
   record_file() = default;
@@ -136,58 +130,30 @@ public:
 
   void open(const std::string& path) {
     path_ = path;
-    spare_ = (fs::path{path}.parent_path()
-              / ("." + fs::path{path}.filename().string() + ".spare"))
-                 .string();
   }
 
   void write(std::string_view content) {
     if (path_.empty())
       return;
-    // Overwritten, then cut to size: no O_TRUNC, whose truncation to zero
-    // makes ext4 flush the file on close.
-    int fd = ::open(spare_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT) {
-      std::error_code ec;
-      fs::create_directories(fs::path{path_}.parent_path(), ec);
-      fd = ::open(spare_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    }
-    if (fd < 0)
-      return;
-    spare_exists_ = true;
-    int err = write_all(fd, content);
-    if (err == 0
-        && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0)
-      err = errno;
-    ::close(fd);
-    if (err != 0)
-      return;
-    if (written_ && exchange_) {
-      if (::renameat2(AT_FDCWD, spare_.c_str(), AT_FDCWD, path_.c_str(),
-                      RENAME_EXCHANGE)
-          == 0)
-        return; // the previous record is the spare now
-      if (errno != ENOENT)
-        exchange_ = false; // EINVAL: not supported by this file system
-    }
-    if (::rename(spare_.c_str(), path_.c_str()) == 0) {
-      spare_exists_ = false;
+    try {
+      write_file_swap(path_, content, false);
       written_ = true;
+    } catch (const std::exception&) {
+      // advisory: the previous record stays
     }
   }
 
   void close() {
-    if (spare_exists_)
-      ::unlink(spare_.c_str());
-    spare_exists_ = false;
+    if (!written_)
+      return;
+    std::error_code ec;
+    fs::remove(spare_path(path_), ec);
+    written_ = false;
   }
 
 private:
-  std::string path_;
-  std::string spare_;
-  bool written_ = false;      ///< the record exists (written by us)
-  bool exchange_ = true;      ///< RENAME_EXCHANGE works here
-  bool spare_exists_ = false; ///< the spare file is on disk
+  fs::path path_;
+  bool written_ = false; ///< a spare may exist
 };
 
 /// Creates a private directory (mkdtemp, 0700); empty with `error` set on
