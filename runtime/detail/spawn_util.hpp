@@ -4,6 +4,7 @@
 // process) and pi_rpc_pool (long-lived pi processes).
 
 #include <signal.h>
+#include <spawn.h>
 
 #include <string>
 #include <string_view>
@@ -33,6 +34,11 @@ private:
 bool make_pipe(int (&fds)[2], int& err);
 
 void set_nonblocking(int fd);
+
+/// Initialises `attr` for a worker process: its own process group (so that
+/// it can be killed as a group), an empty signal mask and every signal at
+/// its default disposition. The caller destroys it.
+void init_spawn_attributes(posix_spawnattr_t& attr);
 
 /// Builds `environ` with the `extra` KEY=VALUE entries replacing equal keys
 /// (the last of duplicates wins). False with `error` set on a malformed entry.
