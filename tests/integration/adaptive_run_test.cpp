@@ -121,6 +121,14 @@ TEST_CASE("adaptive: a planner output without a plan ends the run blocked") {
   CHECK_MESSAGE(reason.find("01_assess.txt") != std::string::npos, reason);
   CHECK(of_type(events, "adaptive.plan_injected").empty());
   CHECK(p.crew({"verify", id}).code == 0);
+
+  // a corrected planner result is read again by a resume
+  write_text(p.artifacts(id) / "results" / "01_assess.txt", two_phase_plan);
+  auto resumed = p.crew({"resume", id, "--json"});
+  REQUIRE_MESSAGE(resumed.code == 0, resumed);
+  CHECK(resumed.last_json()["status"] == "completed");
+  CHECK(p.status(id)["tasks"].size() == 4);
+  CHECK(p.crew({"verify", id}).code == 0);
 }
 
 TEST_CASE("adaptive: a plan that needs repair is repaired and recorded") {
