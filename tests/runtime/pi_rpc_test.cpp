@@ -25,6 +25,7 @@
 
 using namespace crew;
 using crew::test::lines_of;
+using crew::test::fake_pi_tree;
 using crew::test::map_env;
 using crew::test::slurp;
 namespace fs = std::filesystem;
@@ -169,31 +170,9 @@ bool pid_exists(int pid) {
 
 /// A scratch tree with the fake pi, a working directory and a task's paths;
 /// removed at scope exit.
-struct fixture {
-  fs::path root;
-  fs::path record; // $FAKE_RPC_DIR
-  fs::path pi;
-  std::map<std::string, std::string> vars;
-
-  fixture() {
-    static int counter = 0;
-    root = fs::temp_directory_path()
-           / ("crew-pi-rpc-test-" + std::to_string(::getpid()) + "-"
-              + std::to_string(++counter));
-    fs::remove_all(root);
-    record = root / "record";
-    fs::create_directories(record);
-    fs::create_directories(root / "work");
-    pi = root / "bin" / "pi";
-    fs::create_directories(pi.parent_path());
-    std::ofstream{pi} << fake_rpc_script;
-    fs::permissions(pi, fs::perms::owner_all);
-    vars = {{"PI_TEAMS_PI_BIN", pi.string()}, {"PATH", "/usr/bin:/bin"}};
-  }
-
-  ~fixture() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
+struct fixture : fake_pi_tree {
+  fixture() : fake_pi_tree(fake_rpc_script) {
+    // nop
   }
 
   env_lookup env() const { return map_env(vars); }
@@ -249,6 +228,13 @@ pi_result run(pi_rpc_pool& pool, const pi_job& job, std::vector<int>& pids,
   cb.on_spawn = [&](int pid) { pids.push_back(pid); };
   cb.cancel = cancel;
   return pool.run(job, cb);
+}
+
+/// Starts the pool's one process with a first task and forgets its pid, so
+/// that a slow start on a busy machine cannot trip a test's short watchdog.
+void warm_up(pi_rpc_pool& pool, fixture& f, std::vector<int>& pids) {
+  REQUIRE(run(pool, f.job("00_warm", "Warm up"), pids).ok);
+  pids.clear();
 }
 
 json status_of(const pi_job& job) {
@@ -354,10 +340,7 @@ TEST_CASE("pi rpc pool watchdog aborts a hung prompt and keeps the process") {
   fixture f;
   std::vector<int> pids;
   pi_rpc_pool pool{1, f.env()};
-  // Warm up first, so that a slow start on a busy machine cannot trip the
-  // short watchdog before the prompt.
-  REQUIRE(run(pool, f.job("00_warm", "Warm up"), pids).ok);
-  pids.clear();
+  warm_up(pool, f, pids);
   auto job = f.job("01_hang", "Please HANG");
   job.models = {"fake/good", "fake/second"};
   job.response_timeout_ms = 400;
@@ -389,8 +372,7 @@ TEST_CASE("pi rpc pool kills a process that ignores the abort") {
   fixture f;
   std::vector<int> pids;
   pi_rpc_pool pool{1, f.env()};
-  REQUIRE(run(pool, f.job("00_warm", "Warm up"), pids).ok);
-  pids.clear();
+  warm_up(pool, f, pids);
   auto job = f.job("01_deaf", "DEAF to everything");
   job.response_timeout_ms = 300;
   job.kill_grace_ms = 300;
@@ -414,8 +396,7 @@ TEST_CASE("pi rpc pool final drain aborts a prompt that does not end after "
   fixture f;
   std::vector<int> pids;
   pi_rpc_pool pool{1, f.env()};
-  REQUIRE(run(pool, f.job("00_warm", "Warm up"), pids).ok);
-  pids.clear();
+  warm_up(pool, f, pids);
   auto job = f.job("01_linger", "LINGER after answering");
   job.final_drain_ms = 300;
   job.response_timeout_ms = 60000;

@@ -22,6 +22,7 @@
 
 using namespace crew;
 using crew::test::lines_of;
+using crew::test::fake_pi_tree;
 using crew::test::map_env;
 using crew::test::slurp;
 namespace fs = std::filesystem;
@@ -147,28 +148,12 @@ bool contains(const std::string& text, std::string_view what) {
 
 /// A scratch tree with the fake pi, a working directory and the run's
 /// artifact and state paths; removed at scope exit.
-struct fixture {
-  fs::path root;
-  fs::path record; // $FAKE_PI_DIR
-  fs::path pi;
+struct fixture : fake_pi_tree {
   pi_job job;
-  std::map<std::string, std::string> vars;
   std::vector<int> pids;
   pi_callbacks cb;
 
-  fixture() {
-    static int counter = 0;
-    root = fs::temp_directory_path()
-           / ("crew-pi-worker-test-" + std::to_string(::getpid()) + "-"
-              + std::to_string(++counter));
-    fs::remove_all(root);
-    record = root / "record";
-    fs::create_directories(record);
-    fs::create_directories(root / "work");
-    pi = root / "bin" / "pi";
-    fs::create_directories(pi.parent_path());
-    std::ofstream{pi} << fake_pi_script;
-    fs::permissions(pi, fs::perms::owner_all);
+  fixture() : fake_pi_tree(fake_pi_script) {
     auto artifacts = root / "artifacts" / "team_1";
     job.run_id = "team_1";
     job.task_id = "01_build";
@@ -184,13 +169,7 @@ struct fixture {
         = (root / "state" / "runs" / "team_1" / "agents" / "01_build").string();
     job.env = {"FAKE_PI_DIR=" + record.string(), "CREW_FAKE_MARK=1"};
     job.kill_grace_ms = 500;
-    vars = {{"PI_TEAMS_PI_BIN", pi.string()}, {"PATH", "/usr/bin:/bin"}};
     cb.on_spawn = [this](int pid) { pids.push_back(pid); };
-  }
-
-  ~fixture() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
   }
 
   pi_result run() {
