@@ -9,7 +9,7 @@
 
 #include "actors/metric_sink.hpp"
 #include "messages/type_ids.hpp"
-#include "runtime/heartbeat.hpp"
+#include "runtime/supervision/heartbeat.hpp"
 
 namespace crew {
 

@@ -11,8 +11,8 @@
 
 #include "messages/type_ids.hpp"
 #include "observability/metrics.hpp"
-#include "runtime/event_metrics.hpp"
-#include "runtime/node_options.hpp"
+#include "runtime/supervision/event_metrics.hpp"
+#include "runtime/supervision/node_options.hpp"
 
 namespace crew {
 

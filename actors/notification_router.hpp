@@ -9,7 +9,7 @@
 
 #include "config/config.hpp"
 #include "messages/type_ids.hpp"
-#include "runtime/notifications.hpp"
+#include "runtime/supervision/notifications.hpp"
 
 namespace crew {
 

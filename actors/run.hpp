@@ -17,7 +17,7 @@
 #include "actors/metric_sink.hpp"
 #include "actors/notification_router.hpp"
 #include "messages/type_ids.hpp"
-#include "runtime/run_setup.hpp"
+#include "runtime/scheduling/run_setup.hpp"
 
 namespace crew {
 

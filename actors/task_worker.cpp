@@ -6,9 +6,9 @@
 
 #include <caf/blocking_actor.hpp>
 
-#include "runtime/pi_rpc.hpp"
-#include "runtime/pi_worker.hpp"
-#include "runtime/process.hpp"
+#include "runtime/workers/pi/pi_rpc.hpp"
+#include "runtime/workers/pi/pi_worker.hpp"
+#include "runtime/workers/process.hpp"
 #include "store/atomic_file.hpp"
 
 namespace crew {

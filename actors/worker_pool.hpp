@@ -7,7 +7,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/run.hpp"
-#include "runtime/sim.hpp"
+#include "runtime/workers/sim.hpp"
 
 namespace crew {
 

@@ -3,8 +3,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include "runtime/planning.hpp"
-#include "runtime/run_engine.hpp"
+#include "runtime/scheduling/planning.hpp"
+#include "runtime/scheduling/run_engine.hpp"
 #include "store/event_log.hpp"
 
 namespace {

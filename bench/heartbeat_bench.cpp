@@ -18,7 +18,7 @@
 
 #include "actors/heartbeat_watcher.hpp"
 #include "actors/metric_sink.hpp"
-#include "runtime/planning.hpp"
+#include "runtime/scheduling/planning.hpp"
 
 using namespace std::chrono;
 

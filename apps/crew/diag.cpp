@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/diagnostics.hpp"
+#include "runtime/operations/diagnostics.hpp"
 #include "store/paths.hpp"
 
 extern char** environ;

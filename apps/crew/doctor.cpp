@@ -16,9 +16,9 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/pi_invocation.hpp"
-#include "runtime/process.hpp"
-#include "runtime/service.hpp"
+#include "runtime/workers/pi/pi_invocation.hpp"
+#include "runtime/workers/process.hpp"
+#include "runtime/operations/service.hpp"
 
 namespace crew::cli {
 

@@ -22,7 +22,7 @@
 #include "doctor.hpp"
 #include "reliability.hpp"
 #include "serve.hpp"
-#include "runtime/worktree.hpp"
+#include "runtime/workers/worktree.hpp"
 #include "messages/errors.hpp"
 #include "store/json_writer.hpp"
 #include "store/paths.hpp"

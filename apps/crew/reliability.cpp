@@ -7,8 +7,8 @@
 
 #include "messages/errors.hpp"
 #include "crew/crew.hpp"
-#include "runtime/service.hpp"
-#include "runtime/verify.hpp"
+#include "runtime/operations/service.hpp"
+#include "runtime/operations/verify.hpp"
 
 namespace crew::cli {
 

@@ -13,9 +13,9 @@
 
 #include "messages/task.hpp"       // run_progress
 #include "observability/metrics.hpp" // metric_family
-#include "runtime/node_options.hpp"  // node_options
-#include "runtime/run_setup.hpp"   // run_setup, run_setup_ptr
-#include "runtime/service.hpp"     // prepare_run, prepare_resume, ...
+#include "runtime/supervision/node_options.hpp"  // node_options
+#include "runtime/scheduling/run_setup.hpp"   // run_setup, run_setup_ptr
+#include "runtime/operations/service.hpp"     // prepare_run, prepare_resume, ...
 #include "store/event_log.hpp"     // fsync_policy
 
 namespace crew {

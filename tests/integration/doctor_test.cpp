@@ -6,7 +6,7 @@
 #include <set>
 #include <utility>
 
-#include "runtime/pi_invocation.hpp"
+#include "runtime/workers/pi/pi_invocation.hpp"
 #include "tests/integration/support.hpp"
 
 using namespace crew::it;

@@ -27,7 +27,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/process.hpp"
+#include "runtime/workers/process.hpp"
 
 #ifndef CREW_BINARY
 #  error "CREW_BINARY must name the crew executable"

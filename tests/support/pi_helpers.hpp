@@ -14,7 +14,7 @@
 
 #include <unistd.h>
 
-#include "runtime/pi_invocation.hpp"
+#include "runtime/workers/pi/pi_invocation.hpp"
 
 namespace crew::test {
 
