@@ -117,7 +117,7 @@ TEST_CASE("chaos: kill -9 of crew running sim workers at scale, then recover and
   }
 }
 
-TEST_CASE("chaos: kill -9 after a checkpoint, with retries in flight; recovery "
+TEST_CASE("chaos: kill -9 after a checkpoint, with retries in flight: recovery "
           "replays only the tail and verify passes") {
   std::mt19937 rng{11};
   for (int round = 0, n = rounds(1); round < n; ++round) {
@@ -155,7 +155,7 @@ TEST_CASE("chaos: kill -9 after a checkpoint, with retries in flight; recovery "
   }
 }
 
-TEST_CASE("chaos: kill -9 while an adaptive plan runs; recovery rebuilds the "
+TEST_CASE("chaos: kill -9 while an adaptive plan runs: recovery rebuilds the "
           "planner's tasks from the log, with or without the rewritten plan") {
   for (int round = 0; round < 2; ++round) {
     CAPTURE(round);

@@ -884,7 +884,7 @@ TEST_CASE("run_engine: a planner without a usable plan skips what is queued "
 }
 
 TEST_CASE("run_engine: a cancel while the planner's output is read ends the "
-          "run; a late injection adds nothing") {
+          "run, a late injection adds nothing") {
   engine_options opts;
   opts.adaptive_assess = 0;
   harness h{make_plan({"assess"}, {}), opts};

@@ -309,7 +309,7 @@ TEST_CASE("pi_stream: plain text output is kept verbatim") {
   CHECK_EQ(empty.outcome(0, "").error, "pi produced no output");
 }
 
-TEST_CASE("pi_stream: non-objects and broken JSON are plain text; untyped objects are dropped") {
+TEST_CASE("pi_stream: non-objects and broken JSON are plain text, untyped objects are dropped") {
   pi_stream stream;
   auto lines = stream.feed("42\n{\"type\":\n[1,2]\n{\"no_type\":true}\n");
   REQUIRE_EQ(lines.size(), 3);
