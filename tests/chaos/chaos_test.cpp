@@ -23,11 +23,14 @@ int rounds(int fallback) {
   return fallback;
 }
 
+/// The id of the project's one run; "" when the kill landed before crew had
+/// created anything (a valid outcome: there is nothing to recover).
 std::string only_run(const project& p) {
   auto runs = p.root / ".crew" / "state" / "runs";
   std::string id;
-  for (auto& e : fs::directory_iterator(runs))
-    id = e.path().filename().string();
+  std::error_code ec;
+  for (fs::directory_iterator it{runs, ec}, end; !ec && it != end; it.increment(ec))
+    id = it->path().filename().string();
   return id;
 }
 
@@ -91,7 +94,8 @@ TEST_CASE("chaos: kill -9 of crew with command workers, then recover and verify"
       proc.wait(5000ms);
     }
     auto id = only_run(p);
-    REQUIRE_FALSE(id.empty());
+    if (id.empty())
+      continue; // killed before the run existed: nothing was lost
     recover_and_verify(p, id, round % 2 == 1);
   }
 }
@@ -112,7 +116,8 @@ TEST_CASE("chaos: kill -9 of crew running sim workers at scale, then recover and
       proc.wait(5000ms);
     }
     auto id = only_run(p);
-    REQUIRE_FALSE(id.empty());
+    if (id.empty())
+      continue; // killed before the run existed: nothing was lost
     recover_and_verify(p, id, round % 2 == 0);
   }
 }

@@ -304,8 +304,17 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
           "continuous") {
   project p;
   simple_project(p,
-                 "cat >/dev/null; s=$(date +%s%N); sleep 0.3; e=$(date +%s%N); "
-                 "echo \"$s $e\" > \"times-$CREW_TASK_ID.txt\"",
+                 // 01_s1 holds its slot until two other tasks have ended:
+                 // with a batch barrier (the next tasks wait for the whole
+                 // first pair) it would wait forever and fail.
+                 "cat >/dev/null; s=$(date +%s%N); "
+                 "if [ \"$CREW_TASK_ID\" = 01_s1 ]; then i=0; "
+                 "while [ $(ls done-* 2>/dev/null | wc -l) -lt 2 ]; do "
+                 "i=$((i+1)); if [ $i -gt 6000 ]; then "
+                 "echo 'no slot was reused while 01_s1 ran' >&2; exit 1; fi; "
+                 "sleep 0.01; done; else sleep 0.2; fi; e=$(date +%s%N); "
+                 "echo \"$s $e\" > \"times-$CREW_TASK_ID.txt\"; "
+                 "touch \"done-$CREW_TASK_ID\"",
                  {{"s1", "w", ""}, {"s2", "w", ""}, {"s3", "w", ""}, {"s4", "w", ""}},
                  2);
   auto plan = p.crew({"plan", "--team", "t", "--json"});
@@ -315,7 +324,6 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
   REQUIRE_MESSAGE(r.code == 0, r);
   std::vector<std::pair<int64_t, int>> edges; // time, +1 start / -1 end
   std::vector<int64_t> starts, ends;
-  int64_t first = INT64_MAX, last = 0;
   for (auto id : {"01_s1", "02_s2", "03_s3", "04_s4"}) {
     auto text = read_text(p.path(std::string{"times-"} + id + ".txt"));
     REQUIRE_MESSAGE(!text.empty(), id);
@@ -327,8 +335,6 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
     ends.push_back(e);
     edges.emplace_back(s, +1);
     edges.emplace_back(e, -1);
-    first = std::min(first, s);
-    last = std::max(last, e);
   }
   std::sort(edges.begin(), edges.end()); // ends sort before starts at ties
   int cur = 0, peak = 0;
@@ -337,17 +343,12 @@ TEST_CASE("cli: at most maxConcurrency workers overlap and dispatch is "
     peak = std::max(peak, cur);
   }
   CHECK(peak == 2);
-  auto span_ms = static_cast<double>(last - first) / 1e6;
-  INFO("first start to last end: " << span_ms << " ms");
-  CHECK(span_ms >= 600);
-  CHECK(span_ms < 1100); // 4 x 300 ms serially would be >= 1200
-  // continuous dispatch: the third task starts as soon as a slot frees up
+  // continuous dispatch: the third and fourth tasks ran while 01_s1 still
+  // held its slot, and each started only once a slot was free
   std::sort(starts.begin(), starts.end());
   std::sort(ends.begin(), ends.end());
-  auto gap_ms = static_cast<double>(starts[2] - ends[0]) / 1e6;
-  INFO("first end to third start: " << gap_ms << " ms");
-  CHECK(gap_ms >= 0);
-  CHECK(gap_ms < 200);
+  CHECK(starts[2] >= ends[0]);
+  CHECK(starts[3] >= ends[1]);
 }
 
 // -- 8 -----------------------------------------------------------------------
