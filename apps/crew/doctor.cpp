@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string_view>
@@ -464,8 +465,11 @@ void print_json(const std::vector<check_row>& rows, size_t errors) {
   std::cout << json{{"ok", errors == 0}, {"checks", checks}}.dump(2) << std::endl;
 }
 
-} // namespace
-
+/// Checks the pi CLI, node, the project config, the agents' models, the
+/// state root, git for worktree mode and the pi mock, and prints one row per
+/// finding (`{"ok": …, "checks": [{check, status, detail, fix}…]}` with
+/// `json`). Writes nothing. Returns 0 when no row is an error, 1 otherwise;
+/// throws input_error when `cwd` is not a directory.
 int cmd_doctor(const std::string& cwd, bool json_output) {
   auto env = process_env();
   project_context ctx;
@@ -515,6 +519,15 @@ int cmd_doctor(const std::string& cwd, bool json_output) {
   else
     print_text(rows, errors, warnings);
   return errors == 0 ? 0 : 1;
+}
+
+} // namespace
+
+void add_doctor_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<common_opts>();
+  auto doctor = app.add_subcommand("doctor", "check pi, node, config, agents, state root and git (exit 1 on an error)");
+  add_common(doctor, *o);
+  commands.add(doctor, [o] { return cmd_doctor(o->cwd, o->json); });
 }
 
 } // namespace crew::cli

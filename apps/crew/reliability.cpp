@@ -1,6 +1,7 @@
 #include "reliability.hpp"
 
 #include <iostream>
+#include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,9 +10,53 @@
 #include "crew/crew.hpp"
 #include "runtime/operations/service.hpp"
 #include "runtime/operations/verify.hpp"
+#include "runtime/workers/worktree.hpp"
+#include "store/paths.hpp"
 
 namespace crew::cli {
 
+namespace {
+
+using json = nlohmann::json;
+
+/// `crew cleanup RUN [--force]`: the run's worktrees (workspaceMode
+/// worktree). A running run is refused: its tasks use them.
+int cmd_cleanup(const common_opts& o, const std::string& run_id, bool force) {
+  auto root = crew::crew_root_for(o.cwd);
+  auto v = crew::load_run(root, run_id);
+  if (v.owner_alive)
+    throw crew::input_error(fmt::format(
+      "run '{}' is executing in pid {}: cancel it or wait before cleaning up "
+      "its worktrees", run_id, v.owner_pid));
+  auto paths = crew::make_run_paths(root, run_id);
+  auto report = crew::cleanup_run_worktrees(v.manifest.cwd, root, run_id,
+                                            paths.artifacts_dir, force);
+  if (o.json) {
+    std::cout << json{{"runId", run_id},
+                      {"removed", report.removed},
+                      {"preserved", report.preserved},
+                      {"artifacts", report.artifacts},
+                      {"errors", report.errors}}
+                   .dump()
+              << std::endl;
+  } else {
+    for (auto& x : report.removed)
+      std::cout << "removed    " << x << "\n";
+    for (auto& x : report.preserved)
+      std::cout << "preserved  " << x << " (dirty; crew cleanup " << run_id
+                << " --force removes it)\n";
+    for (auto& x : report.artifacts)
+      std::cout << "diff       " << x << "\n";
+    for (auto& x : report.errors)
+      std::cout << "error      " << x << "\n";
+    if (report.removed.empty() && report.preserved.empty() && report.errors.empty())
+      std::cout << "no worktrees for run " << run_id << "\n";
+  }
+  return report.errors.empty() ? 0 : 1;
+}
+
+/// Replays a run's log and checks its invariants; prints a report (one JSON
+/// object with `json`). Returns 0 when every check holds, 1 otherwise.
 int cmd_verify(const std::string& cwd, const std::string& run_id, bool json) {
   verify_report report;
   try {
@@ -48,6 +93,8 @@ int cmd_verify(const std::string& cwd, const std::string& run_id, bool json) {
   return report.ok() ? 0 : 1;
 }
 
+/// Lists a run's deadletter entries, or (with `task`) deadletters that task
+/// by hand; `reason` must be `manual`.
 int cmd_deadletter(const std::string& cwd, const std::string& run_id,
                    const std::string& task, const std::string& reason, bool json) {
   auto root = crew_root_for(cwd);
@@ -85,6 +132,9 @@ int cmd_deadletter(const std::string& cwd, const std::string& run_id,
   return 0;
 }
 
+/// `crew recover [--apply | --decline] [RUN…]`: shows the recovery plans of
+/// interrupted runs, applies them (each run continues here, in turn) or
+/// declines them.
 int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
                 bool apply, bool decline, bool json,
                 const std::vector<std::string>& overrides) {
@@ -163,6 +213,91 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
   else if (plans.empty())
     std::cout << "no interrupted runs\n";
   return rc;
+}
+
+struct cleanup_opts : run_opts {
+  bool force = false;
+};
+
+struct recover_opts : common_opts {
+  std::vector<std::string> runs;
+  bool apply = false, decline = false;
+  std::vector<std::string> sets;
+};
+
+struct deadletter_opts : run_opts {
+  std::string task, reason = "manual";
+};
+
+} // namespace
+
+void check_interrupted(const crew::project_context& ctx) {
+  std::vector<crew::recovery_plan> plans;
+  try {
+    plans = crew::find_interrupted(ctx.crew_root, {});
+  } catch (const std::exception&) {
+    return; // a damaged run is reported by the commands that read it
+  }
+  for (auto& p : plans) {
+    if (ctx.config.reliability.auto_recover) {
+      auto log = (crew::make_run_paths(ctx.crew_root, p.run_id).state_dir
+                  / "background.log")
+                   .string();
+      auto pid = spawn_detached({"crew", "recover", "--apply", p.run_id, "--cwd",
+                                 ctx.project_root.string()},
+                                log);
+      std::cerr << "crew: recovering interrupted run " << p.run_id << " ("
+                << p.resumable_tasks.size()
+                << " interrupted attempt(s)) in the background, pid " << pid
+                << "\n";
+    } else {
+      std::cerr << "crew: run " << p.run_id
+                << " was interrupted; `crew recover --apply " << p.run_id
+                << "` continues it, `--decline` cancels it\n";
+    }
+  }
+}
+
+void add_cleanup_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<cleanup_opts>();
+  auto cleanup = app.add_subcommand(
+    "cleanup", "remove a run's git worktrees and branches (dirty ones are kept, "
+               "their diff saved, unless --force)");
+  add_run_opts(cleanup, *o);
+  cleanup->add_flag("--force", o->force,
+                    "also remove dirty worktrees (after saving their diff)");
+  commands.add(cleanup, [o] { return cmd_cleanup(*o, o->run_id, o->force); });
+}
+
+void add_verify_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<run_opts>();
+  auto verify = app.add_subcommand("verify", "replay a run's log and check its invariants (exit 1 on a violation)");
+  add_run_opts(verify, *o);
+  commands.add(verify, [o] { return cmd_verify(o->cwd, o->run_id, o->json); });
+}
+
+void add_recover_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<recover_opts>();
+  auto recover = app.add_subcommand("recover", "show, apply or decline recovery plans of interrupted runs");
+  add_common(recover, *o);
+  recover->add_option("runs", o->runs, "run ids (default: every interrupted run)");
+  recover->add_flag("--apply", o->apply, "requeue the interrupted attempts and continue each run here");
+  recover->add_flag("--decline", o->decline, "cancel each run with reason interrupted-not-resumed");
+  add_overrides(recover, o->sets);
+  commands.add(recover, [o] {
+    return cmd_recover(o->cwd, o->runs, o->apply, o->decline, o->json, o->sets);
+  });
+}
+
+void add_deadletter_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<deadletter_opts>();
+  auto deadletter = app.add_subcommand("deadletter", "list a run's deadletter entries, or deadletter a task by hand");
+  add_run_opts(deadletter, *o);
+  deadletter->add_option("--task", o->task, "deadletter this task (id or step id) by hand");
+  deadletter->add_option("--reason", o->reason, "with --task: manual")->capture_default_str();
+  commands.add(deadletter, [o] {
+    return cmd_deadletter(o->cwd, o->run_id, o->task, o->reason, o->json);
+  });
 }
 
 } // namespace crew::cli

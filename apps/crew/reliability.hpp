@@ -1,26 +1,23 @@
 #pragma once
 
-// `crew verify RUN` and `crew deadletter RUN [--task ID --reason manual]`.
+// `crew cleanup`, `crew verify`, `crew recover` and `crew deadletter`, and
+// the look for interrupted runs of a node starting on a state root.
 
-#include <string>
-#include <vector>
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+#include "crew/crew.hpp"
 
 namespace crew::cli {
 
-/// Replays a run's log and checks its invariants; prints a report (one JSON
-/// object with `json`). Returns 0 when every check holds, 1 otherwise.
-int cmd_verify(const std::string& cwd, const std::string& run_id, bool json);
+void add_cleanup_command(CLI::App& app, command_table& commands);
+void add_verify_command(CLI::App& app, command_table& commands);
+void add_recover_command(CLI::App& app, command_table& commands);
+void add_deadletter_command(CLI::App& app, command_table& commands);
 
-/// Lists a run's deadletter entries, or (with `task`) deadletters that task
-/// by hand; `reason` must be `manual`.
-int cmd_deadletter(const std::string& cwd, const std::string& run_id,
-                   const std::string& task, const std::string& reason, bool json);
-
-/// `crew recover [--apply | --decline] [RUN…]`: shows the recovery plans of
-/// interrupted runs, applies them (each run continues here, in turn) or
-/// declines them.
-int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
-                bool apply, bool decline, bool json,
-                const std::vector<std::string>& overrides);
+/// A node starting on a state root looks for interrupted runs: with
+/// reliability.autoRecover each is recovered by a background crew, else the
+/// user is told how to.
+void check_interrupted(const crew::project_context& ctx);
 
 } // namespace crew::cli

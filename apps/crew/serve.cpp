@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <thread>
@@ -30,6 +31,8 @@
 #include "store/clock.hpp"
 #include "store/paths.hpp"
 #include "store/snapshot.hpp"
+
+#include "reliability.hpp"
 
 namespace crew::cli {
 
@@ -236,24 +239,42 @@ bool known_path(const std::string& path) {
   return std::regex_match(path, known);
 }
 
-} // namespace
+/// Where the node listens and who may ask it.
+struct listen_settings {
+  std::string host;
+  int port = 0;
+  std::string token;
+  bool loopback = true;
+};
 
-int cmd_serve(const serve_options& o) {
-  auto ctx = load_project(o.cwd, {});
-  auto node = node_options_for(ctx);
-  auto host = o.host.empty() ? ctx.config.serve.host : o.host;
-  int port = o.port >= 0 ? o.port : ctx.config.serve.port;
-  if (port > 65535)
-    throw input_error(fmt::format("--port {}: must be 0..65535", port));
-  auto token = o.token.empty() ? ctx.config.serve.token.value_or("") : o.token;
-  bool loopback = is_loopback(host);
-  if (!loopback && token.empty())
+/// The options of `crew serve`; an empty host, a negative port and an empty
+/// token fall back to the config keys `serve.host`, `serve.port`,
+/// `serve.token`.
+struct serve_options : common_opts {
+  std::string host;
+  int port = -1;
+  std::string token;
+};
+
+listen_settings listen_settings_for(const project_context& ctx,
+                                    const serve_options& o) {
+  listen_settings s;
+  s.host = o.host.empty() ? ctx.config.serve.host : o.host;
+  s.port = o.port >= 0 ? o.port : ctx.config.serve.port;
+  if (s.port > 65535)
+    throw input_error(fmt::format("--port {}: must be 0..65535", s.port));
+  s.token = o.token.empty() ? ctx.config.serve.token.value_or("") : o.token;
+  s.loopback = is_loopback(s.host);
+  if (!s.loopback && s.token.empty())
     throw input_error(fmt::format(
       "--host {}: a non-loopback address requires a token (--token or serve.token)",
-      host));
-  auto root = ctx.crew_root;
-  auto info_path = serve_file(root);
-  // One serve per project: serve.json names it.
+      s.host));
+  return s;
+}
+
+/// One serve per project, named by serve.json: true, after saying so, when
+/// that names another live serve.
+bool another_serve_running(const fs::path& info_path) {
   try {
     std::error_code ec;
     if (fs::exists(info_path, ec)) {
@@ -263,62 +284,72 @@ int cmd_serve(const serve_options& o) {
           && process_start_time(pid) == info.value("startTime", uint64_t{0})) {
         std::cerr << "crew: serve is already running for this project (pid " << pid
                   << ", port " << info.value("port", 0) << ")\n";
-        return 1;
+        return true;
       }
     }
   } catch (const std::exception&) {
-    // an unreadable serve.json is stale; it is replaced below
+    // an unreadable serve.json is stale; the starting serve replaces it
   }
+  return false;
+}
 
+void install_stop_handlers() {
   struct sigaction sa{};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+}
 
-  auto started = std::chrono::steady_clock::now();
-  runtime rt{node};
-  log_tailer tailer{root, rt};
-  tailer.tick();
-  status_cache statuses;
+/// True when the request may read the API; else answers 401.
+bool authorized(const listen_settings& s, const httplib::Request& req,
+                httplib::Response& res) {
+  if (s.loopback)
+    return true;
+  if (req.get_header_value("Authorization") == "Bearer " + s.token)
+    return true;
+  res.set_header("WWW-Authenticate", "Bearer");
+  reply(res, 401, {{"error", "missing or wrong token (Authorization: Bearer …)"}});
+  return false;
+}
 
-  httplib::Server svr;
-  svr.set_keep_alive_timeout(2);
-  auto authorized = [&](const httplib::Request& req, httplib::Response& res) {
-    if (loopback)
-      return true;
-    if (req.get_header_value("Authorization") == "Bearer " + token)
-      return true;
-    res.set_header("WWW-Authenticate", "Bearer");
-    reply(res, 401, {{"error", "missing or wrong token (Authorization: Bearer …)"}});
-    return false;
-  };
-  auto filtered_metrics = [&](const httplib::Request& req) {
-    auto families = rt.metrics();
-    if (req.has_param("filter") && !req.get_param_value("filter").empty())
-      families = filter_metrics(std::move(families), req.get_param_value("filter"));
-    return families;
-  };
+/// The node's metric families, only those matching the request's filter.
+std::vector<metric_family> filtered_metrics(runtime& rt, const httplib::Request& req) {
+  auto families = rt.metrics();
+  if (req.has_param("filter") && !req.get_param_value("filter").empty())
+    families = filter_metrics(std::move(families), req.get_param_value("filter"));
+  return families;
+}
 
-  svr.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
+/// /healthz, /metrics and /api/metrics: the node itself.
+void add_node_routes(httplib::Server& svr, const listen_settings& s, runtime& rt,
+                     std::chrono::steady_clock::time_point started) {
+  svr.Get("/healthz", [started](const httplib::Request&, httplib::Response& res) {
     auto up = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - started)
                 .count();
     reply(res, 200, {{"status", "ok"}, {"pid", ::getpid()}, {"uptimeMs", up}});
   });
-  svr.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res))
+  svr.Get("/metrics", [s, &rt](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(s, req, res))
       return;
-    res.set_content(prometheus_text(filtered_metrics(req)), prometheus_content_type);
+    res.set_content(prometheus_text(filtered_metrics(rt, req)), prometheus_content_type);
   });
-  svr.Get("/api/metrics", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res))
+  svr.Get("/api/metrics", [s, &rt](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(s, req, res))
       return;
-    reply(res, 200, metrics_json(filtered_metrics(req)));
+    reply(res, 200, metrics_json(filtered_metrics(rt, req)));
   });
-  svr.Get("/api/runs", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res))
+}
+
+/// /api/runs, /api/runs/{id}/events and /api/runs/{id}: the runs of the
+/// state root `root`.
+void add_run_routes(httplib::Server& svr, const listen_settings& s,
+                    const fs::path& root, status_cache& statuses) {
+  svr.Get("/api/runs", [s, root, &statuses](const httplib::Request& req,
+                                            httplib::Response& res) {
+    if (!authorized(s, req, res))
       return;
     uint64_t limit = 100;
     if (req.has_param("limit")
@@ -331,9 +362,9 @@ int cmd_serve(const serve_options& o) {
     }
     reply(res, 200, runs_json(root, statuses, limit));
   });
-  svr.Get(R"(/api/runs/(.+)/events)", [&](const httplib::Request& req,
-                                          httplib::Response& res) {
-    if (!authorized(req, res))
+  svr.Get(R"(/api/runs/(.+)/events)", [s, root](const httplib::Request& req,
+                                                httplib::Response& res) {
+    if (!authorized(s, req, res))
       return;
     std::string id = req.matches[1];
     uint64_t since = 0, limit = 1000;
@@ -361,9 +392,9 @@ int cmd_serve(const serve_options& o) {
       reply_run_error(res, id, e);
     }
   });
-  svr.Get(R"(/api/runs/(.+))", [&](const httplib::Request& req,
-                                   httplib::Response& res) {
-    if (!authorized(req, res))
+  svr.Get(R"(/api/runs/(.+))", [s, root](const httplib::Request& req,
+                                         httplib::Response& res) {
+    if (!authorized(s, req, res))
       return;
     std::string id = req.matches[1];
     try {
@@ -372,10 +403,15 @@ int cmd_serve(const serve_options& o) {
       reply_run_error(res, id, e);
     }
   });
-  svr.Get(R"(.*)", [&](const httplib::Request& req, httplib::Response& res) {
+}
+
+/// What no route above answers: 404 for an unknown path, 405 for another
+/// method on a known one, 500 for an exception.
+void add_fallback_routes(httplib::Server& svr) {
+  svr.Get(R"(.*)", [](const httplib::Request& req, httplib::Response& res) {
     reply(res, 404, {{"error", "not found"}, {"path", req.path}});
   });
-  auto other_method = [&](const httplib::Request& req, httplib::Response& res) {
+  auto other_method = [](const httplib::Request& req, httplib::Response& res) {
     if (known_path(req.path)) {
       res.set_header("Allow", "GET, HEAD");
       reply(res, 405, {{"error", "method not allowed"},
@@ -401,32 +437,46 @@ int cmd_serve(const serve_options& o) {
       }
       reply(res, 500, {{"error", what}});
     });
+}
 
-  int bound = port;
-  if (port == 0) {
-    bound = svr.bind_to_any_port(host);
+/// Binds `svr` to the host and port (port 0: any free one); returns the port.
+int bind_server(httplib::Server& svr, const listen_settings& s) {
+  int bound = s.port;
+  if (s.port == 0) {
+    bound = svr.bind_to_any_port(s.host);
     if (bound <= 0)
-      throw io_error(fmt::format("cannot listen on {} (any port)", host));
-  } else if (!svr.bind_to_port(host, port)) {
-    throw io_error(fmt::format("cannot listen on {}:{} ({})", host, port,
+      throw io_error(fmt::format("cannot listen on {} (any port)", s.host));
+  } else if (!svr.bind_to_port(s.host, s.port)) {
+    throw io_error(fmt::format("cannot listen on {}:{} ({})", s.host, s.port,
                                std::strerror(errno)));
   }
+  return bound;
+}
 
-  auto pid = ::getpid();
+/// Names this process, `pid`, as the project's serve in serve.json.
+void write_serve_file(const fs::path& info_path, pid_t pid, const std::string& host,
+                      int bound) {
   json info{{"pid", pid},
             {"startTime", process_start_time(pid)},
             {"host", host},
             {"port", bound},
             {"startedAt", iso_now()}};
   write_file_atomic(info_path, info.dump(2) + "\n");
+}
 
-  std::thread http{[&] { svr.listen_after_bind(); }};
-  if (o.json)
-    std::cout << json{{"host", host}, {"port", bound}, {"pid", pid}}.dump()
-              << std::endl;
-  else
-    std::cout << "listening on http://" << host << ":" << bound << std::endl;
+/// Removes serve.json only while it still names `pid`.
+void remove_serve_file(const fs::path& info_path, pid_t pid) {
+  std::error_code ec;
+  try {
+    auto now = json::parse(read_file(info_path));
+    if (now.value("pid", 0) == pid)
+      fs::remove(info_path, ec);
+  } catch (const std::exception&) {
+  }
+}
 
+/// Follows the runs' logs once a second until SIGINT or SIGTERM.
+void tail_until_stopped(log_tailer& tailer) {
   auto next_tick = std::chrono::steady_clock::now() + 1s;
   while (!stop_requested) {
     std::this_thread::sleep_for(50ms);
@@ -435,30 +485,63 @@ int cmd_serve(const serve_options& o) {
       next_tick = std::chrono::steady_clock::now() + 1s;
     }
   }
+}
+
+int cmd_serve(const serve_options& o) {
+  auto ctx = load_project(o.cwd, {});
+  auto node = node_options_for(ctx);
+  auto settings = listen_settings_for(ctx, o);
+  auto root = ctx.crew_root;
+  auto info_path = serve_file(root);
+  if (another_serve_running(info_path))
+    return 1;
+  install_stop_handlers();
+
+  auto started = std::chrono::steady_clock::now();
+  runtime rt{node};
+  log_tailer tailer{root, rt};
+  tailer.tick();
+  status_cache statuses;
+
+  httplib::Server svr;
+  svr.set_keep_alive_timeout(2);
+  add_node_routes(svr, settings, rt, started);
+  add_run_routes(svr, settings, root, statuses);
+  add_fallback_routes(svr);
+  int bound = bind_server(svr, settings);
+
+  auto pid = ::getpid();
+  write_serve_file(info_path, pid, settings.host, bound);
+  std::thread http{[&] { svr.listen_after_bind(); }};
+  if (o.json)
+    std::cout << json{{"host", settings.host}, {"port", bound}, {"pid", pid}}.dump()
+              << std::endl;
+  else
+    std::cout << "listening on http://" << settings.host << ":" << bound << std::endl;
+
+  tail_until_stopped(tailer);
   svr.stop();
   http.join();
-  std::error_code ec;
-  // Remove serve.json only while it is still ours.
-  try {
-    auto now = json::parse(read_file(info_path));
-    if (now.value("pid", 0) == pid)
-      fs::remove(info_path, ec);
-  } catch (const std::exception&) {
-  }
+  remove_serve_file(info_path, pid);
   if (!o.json)
     std::cout << "stopped" << std::endl;
   return 0;
 }
 
-// -- crew metrics -------------------------------------------------------------
+} // namespace
 
-namespace {
-
-/// The address of the project's live `crew serve`, if any.
-struct live_serve {
-  std::string host;
-  int port = 0;
-};
+void add_serve_command(CLI::App& app, command_table& commands) {
+  auto o = std::make_shared<serve_options>();
+  auto serve = app.add_subcommand("serve", "long-lived node: HTTP API and Prometheus /metrics");
+  add_common(serve, *o);
+  serve->add_option("--host", o->host, "listen address (default: serve.host, 127.0.0.1)");
+  serve->add_option("--port", o->port, "listen port, 0 picks a free one (default: serve.port, 7878)");
+  serve->add_option("--token", o->token, "API token (required for a non-loopback host)");
+  commands.add(serve, [o] {
+    check_interrupted(load_project(o->cwd, {}));
+    return cmd_serve(*o);
+  });
+}
 
 std::optional<live_serve> find_live_serve(const fs::path& root) {
   try {
@@ -480,55 +563,6 @@ std::optional<live_serve> find_live_serve(const fs::path& root) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
-}
-
-} // namespace
-
-int cmd_metrics(const metrics_options& o) {
-  if (o.format != "prometheus" && o.format != "json")
-    throw input_error(fmt::format("--format: unknown format '{}' (prometheus, json)",
-                                  o.format));
-  auto root = crew_root_for(o.cwd);
-  if (auto live = find_live_serve(root)) {
-    std::string token;
-    try {
-      auto ctx = load_project(o.cwd, {});
-      token = ctx.config.serve.token.value_or("");
-    } catch (const std::exception&) {
-    }
-    httplib::Client cli{live->host, live->port};
-    cli.set_connection_timeout(2, 0);
-    cli.set_read_timeout(10, 0);
-    httplib::Headers hs;
-    if (!token.empty())
-      hs.emplace("Authorization", "Bearer " + token);
-    std::string path = o.format == "prometheus" ? "/metrics" : "/api/metrics";
-    if (!o.filter.empty())
-      path += "?filter=" + httplib::detail::encode_query_param(o.filter);
-    auto res = cli.Get(path.c_str(), hs);
-    if (res && res->status == 200) {
-      if (o.format == "prometheus")
-        std::cout << res->body << std::flush;
-      else
-        std::cout << json::parse(res->body).dump(2) << std::endl;
-      return 0;
-    }
-    std::cerr << "crew: metrics: the live serve at " << live->host << ":"
-              << live->port << " did not answer ("
-              << (res ? "HTTP " + std::to_string(res->status)
-                      : httplib::to_string(res.error()))
-              << "); deriving from the logs\n";
-  }
-  auto families = metrics_from_logs(root);
-  if (!o.filter.empty())
-    families = filter_metrics(std::move(families), o.filter);
-  if (o.format == "prometheus")
-    std::cout << prometheus_text(families) << std::flush;
-  else
-    std::cout << metrics_json(families).dump(2, ' ', false,
-                                             json::error_handler_t::replace)
-              << std::endl;
-  return 0;
 }
 
 } // namespace crew::cli

@@ -1,23 +1,21 @@
 #pragma once
 
-// `crew serve` (a long-lived node with an HTTP API) and `crew metrics`.
+// `crew serve`: a long-lived node with an HTTP API and Prometheus /metrics.
 
+#include <filesystem>
+#include <optional>
 #include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
 
 namespace crew::cli {
 
-/// Options of `crew serve`; empty host / negative port / empty token fall
-/// back to the config keys `serve.host`, `serve.port`, `serve.token`.
-struct serve_options {
-  std::string cwd = ".";
-  bool json = false;
-  std::string host;
-  int port = -1;
-  std::string token;
-};
-
-/// Runs the node until SIGINT/SIGTERM; returns the exit code. Throws
-/// input_error for bad options (a non-loopback host without a token).
+/// Adds `crew serve`. It runs the node until SIGINT/SIGTERM; an empty
+/// --host, a negative --port and an empty --token fall back to the config
+/// keys `serve.host`, `serve.port`, `serve.token`. Bad options (a
+/// non-loopback host without a token) are input errors.
 ///
 /// Routes (all GET; JSON unless said otherwise):
 ///   /metrics[?filter=GLOB]       Prometheus text exposition
@@ -29,18 +27,16 @@ struct serve_options {
 /// There are no mutating routes yet; when they come they will require the
 /// token (`Authorization: Bearer T`). On a non-loopback host every route but
 /// /healthz requires it already.
-int cmd_serve(const serve_options& o);
+void add_serve_command(CLI::App& app, command_table& commands);
 
-/// Options of `crew metrics`.
-struct metrics_options {
-  std::string cwd = ".";
-  bool json = false;
-  std::string format = "prometheus";
-  std::string filter;
+/// The address of the project's live `crew serve`.
+struct live_serve {
+  std::string host;
+  int port = 0;
 };
 
-/// Prints the metric snapshot of the live `crew serve` of the project (from
-/// `<crew root>/state/serve.json`), or else the one derived from the logs.
-int cmd_metrics(const metrics_options& o);
+/// The live `crew serve` of the project, from `<crew root>/state/serve.json`;
+/// none when that names no live process with a port.
+std::optional<live_serve> find_live_serve(const std::filesystem::path& root);
 
 } // namespace crew::cli
