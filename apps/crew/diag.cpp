@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/operations/diagnostics.hpp"
+#include "runtime/operations/project.hpp"
 #include "store/paths.hpp"
 
 extern char** environ;
