@@ -19,7 +19,7 @@
 
 #include "runtime/workers/pi/pi_invocation.hpp"
 #include "runtime/workers/process.hpp"
-#include "runtime/operations/service.hpp"
+#include "runtime/operations/project.hpp"
 
 namespace crew::cli {
 

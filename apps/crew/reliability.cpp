@@ -8,7 +8,10 @@
 
 #include "messages/errors.hpp"
 #include "crew/crew.hpp"
-#include "runtime/operations/service.hpp"
+#include "runtime/operations/deadletter.hpp"
+#include "runtime/operations/project.hpp"
+#include "runtime/operations/recover.hpp"
+#include "runtime/operations/resume.hpp"
 #include "runtime/operations/verify.hpp"
 #include "runtime/workers/worktree.hpp"
 #include "store/paths.hpp"

@@ -15,7 +15,16 @@
 #include "observability/metrics.hpp" // metric_family
 #include "runtime/supervision/node_options.hpp"  // node_options
 #include "runtime/scheduling/run_setup.hpp"   // run_setup, run_setup_ptr
-#include "runtime/operations/service.hpp"     // prepare_run, prepare_resume, ...
+// the operations on a project root (runtime/operations/)
+#include "runtime/operations/cancel.hpp"     // cancel_run
+#include "runtime/operations/create.hpp"     // plan_run, prepare_run
+#include "runtime/operations/deadletter.hpp" // list_deadletters, deadletter_task
+#include "runtime/operations/inspect.hpp"    // load_run, run_view
+#include "runtime/operations/loadtest.hpp"   // prepare_loadtest
+#include "runtime/operations/metrics.hpp"    // metrics_from_logs
+#include "runtime/operations/project.hpp"    // load_project, node_options_for, ...
+#include "runtime/operations/recover.hpp"    // find_interrupted, decline_recovery
+#include "runtime/operations/resume.hpp"     // prepare_resume, hand_over_run_lock
 #include "store/event_log.hpp"     // fsync_policy
 
 namespace crew {

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/supervision/heartbeat.hpp"
-#include "runtime/operations/service.hpp"
+#include "runtime/operations/inspect.hpp"
 #include "store/replay.hpp"
 
 namespace crew {

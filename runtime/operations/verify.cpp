@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errors.hpp"
-#include "runtime/operations/service.hpp"
+#include "runtime/operations/inspect.hpp"
 #include "store/atomic_file.hpp"
 #include "store/deadletter.hpp"
 #include "store/paths.hpp"

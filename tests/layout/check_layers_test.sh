@@ -25,7 +25,7 @@ expect_violation runtime/workers/up.cpp '#include "runtime/scheduling/engine.hpp
 expect_violation runtime/scheduling/act.cpp '#include <caf/typed_actor.hpp>' 'CAF actor header <caf/typed_actor.hpp>'
 expect_violation config/c.cpp '#include <caf/stateful_actor.hpp>' 'CAF actor header'
 expect_violation actors/a.cpp '#include <caf/all.hpp>' 'includes caf/all.hpp'
-expect_violation actors/b.cpp '#include "runtime/operations/service.hpp"' 'actors/ may not include runtime/operations/'
+expect_violation actors/b.cpp '#include "runtime/operations/create.hpp"' 'actors/ may not include runtime/operations/'
 expect_violation runtime/loose.cpp '#include <string>' 'in no room'
 "$check" "$tmp" >/dev/null
 echo "check-layers: 7 violations caught, the clean tree passes"
