@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdlib>
 #include <unordered_set>
 
@@ -10,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errors.hpp"
+#include "runtime/scheduling/json_repair.hpp"
 
 namespace crew {
 
@@ -21,15 +21,10 @@ constexpr std::string_view start_marker = "ADAPTIVE_PLAN_JSON_START";
 constexpr std::string_view end_marker = "ADAPTIVE_PLAN_JSON_END";
 constexpr std::string_view fence = "```";
 
-bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
-         || c == '\v';
-}
-
 std::string_view trim(std::string_view str) noexcept {
-  while (!str.empty() && is_space(str.front()))
+  while (!str.empty() && is_ascii_space(str.front()))
     str.remove_prefix(1);
-  while (!str.empty() && is_space(str.back()))
+  while (!str.empty() && is_ascii_space(str.back()))
     str.remove_suffix(1);
   return str;
 }
@@ -99,209 +94,6 @@ constexpr const char* no_plan_text
     = "no adaptive plan found: expected JSON between ADAPTIVE_PLAN_JSON_START "
       "and ADAPTIVE_PLAN_JSON_END or in a fenced code block";
 
-// -- closing truncated JSON ---------------------------------------------------
-
-/// Closes what a truncated or sloppy JSON text left open. It tracks strings
-/// and the expected token of each open object/array, so that it can close a
-/// cut-off string, drop a dangling `,`, complete a dangling key or value with
-/// `null`, drop stray closers and append the missing `}`/`]`.
-class json_closer {
-public:
-  std::string run(std::string_view raw) {
-    for (char c : raw)
-      feed(c);
-    finish_string();
-    finish_bare();
-    while (!stack_.empty())
-      close_top();
-    return std::move(out_);
-  }
-
-  /// Describes what `run` changed, one sentence per kind of change.
-  std::vector<std::string> notes() const {
-    std::vector<std::string> xs;
-    if (closed_string_)
-      xs.emplace_back("closed a truncated string");
-    if (truncated_values_ > 0)
-      xs.emplace_back("replaced a truncated value with null");
-    if (commas_ > 0)
-      xs.push_back(fmt::format("removed {} trailing comma(s)", commas_));
-    if (nulls_ > 0)
-      xs.push_back(fmt::format("completed {} dangling key(s)/value(s) with "
-                               "null",
-                               nulls_));
-    if (stray_ > 0)
-      xs.push_back(fmt::format("dropped {} stray closing bracket(s)", stray_));
-    if (closed_ > 0)
-      xs.push_back(fmt::format("closed {} unbalanced bracket(s)", closed_));
-    return xs;
-  }
-
-private:
-  /// What an open container expects next.
-  enum class expect : uint8_t { key, colon, value, comma };
-
-  struct frame {
-    char closer;
-    expect next;
-  };
-
-  void feed(char c) {
-    if (in_string_) {
-      out_.push_back(c);
-      if (unicode_left_ > 0 && std::isxdigit(static_cast<unsigned char>(c))) {
-        --unicode_left_;
-      } else if (escaped_) {
-        escaped_ = false;
-        if (c == 'u')
-          unicode_left_ = 4;
-      } else if (c == '\\') {
-        escaped_ = true;
-        escape_at_ = out_.size() - 1;
-        unicode_left_ = 0;
-      } else if (c == '"') {
-        in_string_ = false;
-        unicode_left_ = 0;
-        string_done();
-      } else {
-        unicode_left_ = 0;
-      }
-      return;
-    }
-    if (is_space(c)) {
-      finish_bare();
-      out_.push_back(c);
-      return;
-    }
-    switch (c) {
-      case '"':
-        finish_bare();
-        in_string_ = true;
-        out_.push_back(c);
-        return;
-      case '{':
-      case '[':
-        finish_bare();
-        stack_.push_back(
-            {c == '{' ? '}' : ']', c == '{' ? expect::key : expect::value});
-        out_.push_back(c);
-        return;
-      case '}':
-      case ']': {
-        finish_bare();
-        auto it = std::find_if(stack_.rbegin(), stack_.rend(),
-                               [c](const frame& f) { return f.closer == c; });
-        if (it == stack_.rend()) {
-          ++stray_;
-          return;
-        }
-        // Close whatever opened after the matching bracket, then it.
-        auto depth = static_cast<size_t>(it - stack_.rbegin());
-        for (size_t i = 0; i < depth; ++i)
-          close_top();
-        close_top(false);
-        return;
-      }
-      case ':':
-        finish_bare();
-        if (!stack_.empty() && stack_.back().next == expect::colon)
-          stack_.back().next = expect::value;
-        out_.push_back(c);
-        return;
-      case ',':
-        finish_bare();
-        if (!stack_.empty())
-          stack_.back().next
-              = stack_.back().closer == '}' ? expect::key : expect::value;
-        out_.push_back(c);
-        return;
-      default:
-        if (bare_at_ == std::string::npos)
-          bare_at_ = out_.size();
-        out_.push_back(c);
-    }
-  }
-
-  void string_done() {
-    if (stack_.empty())
-      return;
-    auto& top = stack_.back();
-    top.next = top.closer == '}' && top.next == expect::key ? expect::colon
-                                                            : expect::comma;
-  }
-
-  /// Ends a literal or number; a cut-off one (`tru`, `1.`) is dropped so that
-  /// its slot is completed with null.
-  void finish_bare() {
-    if (bare_at_ == std::string::npos)
-      return;
-    auto token = std::string_view{out_}.substr(bare_at_);
-    auto parsed = json::parse(token, nullptr, false);
-    if (parsed.is_discarded() || parsed.is_structured()) {
-      out_.erase(bare_at_);
-      ++truncated_values_;
-    } else if (!stack_.empty()) {
-      stack_.back().next = expect::comma;
-    }
-    bare_at_ = std::string::npos;
-  }
-
-  void finish_string() {
-    if (!in_string_)
-      return;
-    if (escaped_)
-      out_.erase(escape_at_);
-    else if (unicode_left_ > 0)
-      out_.erase(escape_at_);
-    out_.push_back('"');
-    in_string_ = false;
-    closed_string_ = true;
-    string_done();
-  }
-
-  /// Removes a `,` that is the last non-blank character of the output.
-  void drop_trailing_comma() {
-    auto pos = out_.find_last_not_of(" \t\r\n\f\v");
-    if (pos != std::string::npos && out_[pos] == ',') {
-      out_.erase(pos, 1);
-      ++commas_;
-    }
-  }
-
-  /// Closes the innermost container; `appended` counts it as missing.
-  void close_top(bool appended = true) {
-    auto top = stack_.back();
-    drop_trailing_comma();
-    if (top.next == expect::colon) {
-      out_ += ":null";
-      ++nulls_;
-    } else if (top.next == expect::value && top.closer == '}') {
-      out_ += "null";
-      ++nulls_;
-    }
-    out_.push_back(top.closer);
-    stack_.pop_back();
-    if (!stack_.empty())
-      stack_.back().next = expect::comma;
-    if (appended)
-      ++closed_;
-  }
-
-  std::string out_;
-  std::vector<frame> stack_;
-  bool in_string_ = false;
-  bool escaped_ = false;
-  size_t escape_at_ = 0;
-  int unicode_left_ = 0;
-  size_t bare_at_ = std::string::npos;
-  bool closed_string_ = false;
-  uint32_t truncated_values_ = 0;
-  uint32_t commas_ = 0;
-  uint32_t nulls_ = 0;
-  uint32_t stray_ = 0;
-  uint32_t closed_ = 0;
-};
-
 // -- role aliases -------------------------------------------------------------
 
 struct role_alias {
@@ -337,116 +129,143 @@ std::string map_role(std::string_view role, const team_def& team) {
 
 // -- lenient reading ----------------------------------------------------------
 
-/// Reads `text` leniently into `r` (which holds the strict error already).
-void repair(std::string_view text, const team_def& team,
-            adaptive_parse_result& r) {
-  auto fail = [&](std::string reason) {
-    r.repairs.clear();
-    r.error = fmt::format("{}; repair failed: {}", r.strict_error, reason);
-  };
-  json doc;
+/// Ends a repair that kept nothing: the strict error, then `reason`.
+void repair_failed(adaptive_parse_result& r, std::string_view reason) {
+  r.repairs.clear();
+  r.error = fmt::format("{}; repair failed: {}", r.strict_error, reason);
+}
+
+/// Parses `text` into `doc`, closing what it left open (`close_json`) when
+/// it does not parse as it is; the fixes go to `r.repairs`. False, with the
+/// failure in `r`, when even the closed text does not parse.
+bool parse_closed(std::string_view text, json& doc, adaptive_parse_result& r) {
   try {
     doc = json::parse(text);
   } catch (const json::exception& original) {
-    json_closer closer;
-    auto fixed = closer.run(text);
+    auto closed = close_json(text);
     try {
-      doc = json::parse(fixed);
+      doc = json::parse(closed.text);
     } catch (const json::exception&) {
-      fail(fmt::format("invalid JSON even after closing brackets ({})",
-                       parse_message(original)));
-      return;
+      repair_failed(r, fmt::format("invalid JSON even after closing brackets "
+                                   "({})",
+                                   parse_message(original)));
+      return false;
     }
-    for (auto& note : closer.notes())
+    for (auto& note : closed.notes)
       r.repairs.push_back(std::move(note));
   }
+  return true;
+}
+
+/// How many tasks a repair kept so far, and how many it cut over the cap.
+struct task_tally {
+  size_t total = 0;
+  size_t over_cap = 0;
+};
+
+/// Adds task `ti` (0-based) of `phase` when it is usable, its role mapped
+/// onto a role of `team`; notes in `r.repairs` what it dropped or mapped.
+void repair_task(const json& t, size_t ti, const team_def& team,
+                 adaptive_phase& phase, adaptive_parse_result& r,
+                 task_tally& tally) {
+  auto drop = [&](std::string_view why) {
+    r.repairs.push_back(fmt::format("dropped task {} of phase '{}': {}", ti + 1,
+                                    phase.name, why));
+  };
+  if (!t.is_object()) {
+    drop("not an object");
+    return;
+  }
+  auto role_it = t.find("role");
+  if (role_it == t.end() || !role_it->is_string()) {
+    drop("'role' missing or not a string");
+    return;
+  }
+  const auto& role = role_it->get_ref<const std::string&>();
+  auto mapped = map_role(role, team);
+  if (mapped.empty()) {
+    drop(fmt::format("unknown role '{}'", role));
+    return;
+  }
+  auto text = string_member(t, "task");
+  if (text.empty()) {
+    drop("empty task");
+    return;
+  }
+  if (mapped != role)
+    r.repairs.push_back(fmt::format("role '{}' mapped to '{}' (task {} of "
+                                    "phase '{}')",
+                                    role, mapped, ti + 1, phase.name));
+  phase.tasks.push_back(
+      {std::move(mapped), string_member(t, "title"), std::move(text)});
+  ++tally.total;
+}
+
+/// Adds phase `pi` (0-based) of the plan to `r.plan` with its usable tasks,
+/// unless it has none; counts the tasks past the cap in `tally`.
+void repair_phase(const json& raw, size_t pi, const team_def& team,
+                  adaptive_parse_result& r, task_tally& tally) {
+  auto tasks_it = raw.is_object() ? raw.find("tasks") : raw.end();
+  bool has_tasks
+      = raw.is_object() && tasks_it != raw.end() && tasks_it->is_array();
+  if (tally.total >= max_adaptive_tasks) {
+    if (has_tasks)
+      tally.over_cap += tasks_it->size();
+    return;
+  }
+  if (!raw.is_object()) {
+    r.repairs.push_back(fmt::format("dropped phase {}: not an object", pi + 1));
+    return;
+  }
+  adaptive_phase phase;
+  phase.name = phase_name(raw, pi);
+  if (!has_tasks) {
+    r.repairs.push_back(fmt::format("dropped phase {} ('{}'): 'tasks' is "
+                                    "not an array",
+                                    pi + 1, phase.name));
+    return;
+  }
+  const auto& tasks = *tasks_it;
+  for (size_t ti = 0; ti < tasks.size(); ++ti) {
+    if (tally.total >= max_adaptive_tasks) {
+      tally.over_cap += tasks.size() - ti;
+      break;
+    }
+    repair_task(tasks[ti], ti, team, phase, r, tally);
+  }
+  if (phase.tasks.empty()) {
+    r.repairs.push_back(fmt::format("dropped phase {} ('{}'): no valid task",
+                                    pi + 1, phase.name));
+    return;
+  }
+  r.plan.phases.push_back(std::move(phase));
+}
+
+/// Reads `text` leniently into `r` (which holds the strict error already).
+void repair(std::string_view text, const team_def& team,
+            adaptive_parse_result& r) {
+  json doc;
+  if (!parse_closed(text, doc, r))
+    return;
   if (!doc.is_object()) {
-    fail("the plan is not a JSON object");
+    repair_failed(r, "the plan is not a JSON object");
     return;
   }
   auto phases = raw_phases(doc);
   if (phases.is_null()) {
-    fail("the plan has neither a 'phases' nor a 'tasks' array");
+    repair_failed(r, "the plan has neither a 'phases' nor a 'tasks' array");
     return;
   }
-  size_t total = 0;
-  size_t over_cap = 0;
-  for (size_t pi = 0; pi < phases.size(); ++pi) {
-    const auto& raw = phases[pi];
-    auto tasks_it = raw.is_object() ? raw.find("tasks") : raw.end();
-    bool has_tasks
-        = raw.is_object() && tasks_it != raw.end() && tasks_it->is_array();
-    if (total >= max_adaptive_tasks) {
-      if (has_tasks)
-        over_cap += tasks_it->size();
-      continue;
-    }
-    if (!raw.is_object()) {
-      r.repairs.push_back(
-          fmt::format("dropped phase {}: not an object", pi + 1));
-      continue;
-    }
-    adaptive_phase phase;
-    phase.name = phase_name(raw, pi);
-    if (!has_tasks) {
-      r.repairs.push_back(fmt::format("dropped phase {} ('{}'): 'tasks' is "
-                                      "not an array",
-                                      pi + 1, phase.name));
-      continue;
-    }
-    const auto& tasks = *tasks_it;
-    for (size_t ti = 0; ti < tasks.size(); ++ti) {
-      if (total >= max_adaptive_tasks) {
-        over_cap += tasks.size() - ti;
-        break;
-      }
-      const auto& t = tasks[ti];
-      auto drop = [&](std::string_view why) {
-        r.repairs.push_back(fmt::format("dropped task {} of phase '{}': {}",
-                                        ti + 1, phase.name, why));
-      };
-      if (!t.is_object()) {
-        drop("not an object");
-        continue;
-      }
-      auto role_it = t.find("role");
-      if (role_it == t.end() || !role_it->is_string()) {
-        drop("'role' missing or not a string");
-        continue;
-      }
-      const auto& role = role_it->get_ref<const std::string&>();
-      auto mapped = map_role(role, team);
-      if (mapped.empty()) {
-        drop(fmt::format("unknown role '{}'", role));
-        continue;
-      }
-      auto text = string_member(t, "task");
-      if (text.empty()) {
-        drop("empty task");
-        continue;
-      }
-      if (mapped != role)
-        r.repairs.push_back(fmt::format("role '{}' mapped to '{}' (task {} of "
-                                        "phase '{}')",
-                                        role, mapped, ti + 1, phase.name));
-      phase.tasks.push_back(
-          {std::move(mapped), string_member(t, "title"), std::move(text)});
-      ++total;
-    }
-    if (phase.tasks.empty()) {
-      r.repairs.push_back(fmt::format("dropped phase {} ('{}'): no valid task",
-                                      pi + 1, phase.name));
-      continue;
-    }
-    r.plan.phases.push_back(std::move(phase));
-  }
-  if (over_cap > 0)
+  task_tally tally;
+  for (size_t pi = 0; pi < phases.size(); ++pi)
+    repair_phase(phases[pi], pi, team, r, tally);
+  if (tally.over_cap > 0)
     r.repairs.push_back(fmt::format("truncated to {} tasks: dropped {} more "
                                     "task(s)",
-                                    max_adaptive_tasks, over_cap));
+                                    max_adaptive_tasks, tally.over_cap));
   if (r.plan.phases.empty()) {
     r.plan = {};
-    fail("no valid task left");
+    repair_failed(r, "no valid task left");
     return;
   }
   r.ok = true;

@@ -17,7 +17,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -184,29 +183,422 @@ process_outcome spawn_failure(std::string what) {
   return out;
 }
 
-/// Checks that `cwd` names a directory; returns its absolute path or sets
-/// `error`.
-std::string checked_cwd(const std::string& cwd, std::string& error) {
-  std::error_code ec;
-  auto dir = std::filesystem::absolute(cwd, ec);
-  struct stat st;
-  int stat_err = ec ? ENOENT : 0;
-  if (stat_err == 0 && ::stat(dir.c_str(), &st) != 0)
-    stat_err = errno;
-  else if (stat_err == 0 && !S_ISDIR(st.st_mode))
-    stat_err = ENOTDIR;
-  if (stat_err != 0) {
-    error = "working directory '" + cwd + "': " + errno_text(stat_err);
-    return {};
+// -- run_process: the command -------------------------------------------------
+
+/// What `posix_spawn(p)` gets for a `process_spec`.
+struct launch_args {
+  std::string dir;          ///< absolute working directory; empty inherits ours
+  bool direct = false;      ///< `spec.argv` run directly, else a shell line
+  bool spawn_chdir = false; ///< posix_spawn itself changes into `dir`
+  std::vector<std::string> argv_store;
+  std::vector<std::string> env_store;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+};
+
+/// The arguments for a direct `spec.argv` (in `dir`, if set); false for an
+/// empty program name.
+bool direct_argv(const process_spec& spec, launch_args& args) {
+  if (spec.argv.front().empty())
+    return false;
+  args.argv_store = spec.argv;
+  // A relative program path means the caller's directory, not `cwd`.
+  auto& program = args.argv_store.front();
+  if (!args.dir.empty() && program.find('/') != std::string::npos
+      && program.front() != '/') {
+    std::error_code ec;
+    program = std::filesystem::absolute(program, ec).string();
   }
-  return dir.string();
+  if (!args.dir.empty()) {
+#if CREW_SPAWN_CHDIR
+    args.spawn_chdir = true;
+#else
+    detail::prepend_cd_wrapper(args.argv_store, args.dir);
+#endif
+  }
+  return true;
 }
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 29)
-#define CREW_SPAWN_CHDIR 1 // posix_spawn_file_actions_addchdir_np
-#else
-#define CREW_SPAWN_CHDIR 0
-#endif
+/// Resolves the working directory, the arguments and the environment of
+/// `spec`; false with `error` set when it cannot run.
+bool prepare_launch(const process_spec& spec, launch_args& args,
+                    std::string& error) {
+  // posix_spawn has no portable chdir. A shell command gets a wrapper shell
+  // that changes directory and then execs the real command line: the pid
+  // stays the same and a missing directory cannot run the command anywhere
+  // else. A direct argv uses glibc's addchdir_np (or the same wrapper with
+  // `exec "$@"`, which passes the arguments through untouched). The
+  // directory is checked up front so that a bad cwd is a spawn failure.
+  if (!spec.cwd.empty()) {
+    args.dir = detail::checked_cwd(spec.cwd, error);
+    if (args.dir.empty())
+      return false;
+  }
+  args.direct = !spec.argv.empty();
+  if (args.direct) {
+    if (!direct_argv(spec, args)) {
+      error = "empty program name";
+      return false;
+    }
+  } else if (args.dir.empty()) {
+    args.argv_store = {"/bin/sh", "-c", spec.command_line};
+  } else {
+    args.argv_store
+        = {"/bin/sh",     "-c",     R"(cd -- "$1" && exec /bin/sh -c "$2")",
+           "crew-worker", args.dir, spec.command_line};
+  }
+  if (!detail::build_env(spec.env, args.env_store, error))
+    return false;
+  args.argv = detail::c_strings(args.argv_store);
+  args.envp = detail::c_strings(args.env_store);
+  return true;
+}
+
+/// The child's standard streams: stdin fed from `spec.stdin_data` (the
+/// child reads `in_read`), stdout and stderr read from pipes (the child
+/// writes `out_write` and `err_write`).
+struct child_stdio {
+  output_stream out;
+  output_stream err;
+  unique_fd in_read, in_write, out_write, err_write;
+};
+
+/// Opens the capture files and the pipes of `io`; false with `error` set.
+bool open_stdio(const process_spec& spec, const process_callbacks& callbacks,
+                child_stdio& io, std::string& error) {
+  io.err.keep_tail = true;
+  io.out.sink = &callbacks.on_stdout;
+  io.err.sink = &callbacks.on_stderr;
+  if (!open_capture(spec.stdout_path, io.out.file, error)
+      || !open_capture(spec.stderr_path, io.err.file, error))
+    return false;
+  int pipe_err = 0;
+  if (!make_pipe(io.in_read, io.in_write, pipe_err)
+      || !make_pipe(io.out.pipe, io.out_write, pipe_err)
+      || !make_pipe(io.err.pipe, io.err_write, pipe_err)) {
+    error = "pipe: " + errno_text(pipe_err);
+    return false;
+  }
+  return true;
+}
+
+/// Spawns the command of `args` into `pid`, then destroys `attr` and
+/// `actions`; returns 0 or the error number.
+int spawn_child(launch_args& args, posix_spawnattr_t& attr,
+                posix_spawn_file_actions_t& actions, pid_t& pid) {
+  // glibc reports a failed exec (missing program, no permission) as the
+  // return value of posix_spawn(p), so it surfaces as a spawn failure.
+  int rc = args.direct ? posix_spawnp(&pid, args.argv.front(), &actions, &attr,
+                                      args.argv.data(), args.envp.data())
+                       : posix_spawn(&pid, "/bin/sh", &actions, &attr,
+                                     args.argv.data(), args.envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+// -- run_process: watching the child ------------------------------------------
+
+/// The descriptors of one `poll`, with the slot of each (-1: not polled).
+struct poll_set {
+  pollfd fds[4];
+  nfds_t n = 0;
+  int in = -1;
+  int out = -1;
+  int err = -1;
+  int exit = -1;
+
+  /// Adds `fd` unless it is closed; returns its slot.
+  int add(const unique_fd& fd, short events) {
+    if (!fd)
+      return -1;
+    fds[n] = {fd.get(), events, 0};
+    return static_cast<int>(n++);
+  }
+
+  /// Whether the descriptor in `slot` has something to report.
+  bool ready(int slot) const { return slot >= 0 && fds[slot].revents != 0; }
+};
+
+/// Watches a spawned child until it exited and its pipes are closed: feeds
+/// its stdin, reads its output, and ends its process group (SIGTERM, then
+/// SIGKILL after the grace) on timeout, response watchdog, final drain or
+/// cancel, which it records in the outcome.
+class process_watch {
+public:
+  process_watch(const process_spec& spec, const process_callbacks& callbacks,
+                child_stdio& io, child_guard& child, unique_fd& exit_fd,
+                clock_type::time_point started, process_outcome& result)
+      : spec_(spec), callbacks_(callbacks), io_(io), child_(child),
+        exit_fd_(exit_fd), result_(result), pid_(child.pid),
+        has_timeout_(spec.timeout_ms > 0),
+        deadline_(started + milliseconds{spec.timeout_ms}),
+        has_idle_limit_(spec.idle_timeout_ms > 0),
+        idle_limit_(spec.idle_timeout_ms), last_output_(started),
+        has_drain_(spec.final_drain_ms > 0 && callbacks.answered),
+        grace_(spec.kill_grace_ms), last_beat_(started - heartbeat_interval),
+        periodic_(!exit_fd || callbacks.cancel != nullptr), buf_(io_chunk) {
+    // nop
+  }
+
+  /// Runs until the leader is reaped and both pipes are closed, or for at
+  /// most `drain_limit` after the exit; then closes the pipes and kills the
+  /// stragglers of a terminated group.
+  void run();
+
+  /// Whether the leader was reaped (false only if poll failed).
+  bool exited() const noexcept { return exited_; }
+
+  /// The wait status of the leader once `exited`.
+  int status() const noexcept { return status_; }
+
+private:
+  void enforce_limits(clock_type::time_point now);
+  void begin_termination();
+  void reap();
+  poll_set watched() const;
+  int poll_timeout_ms(nfds_t nfds);
+  void write_stdin(short revents);
+  void read_output(const poll_set& ps);
+  void close_up();
+
+  const process_spec& spec_;
+  const process_callbacks& callbacks_;
+  child_stdio& io_;
+  child_guard& child_;
+  unique_fd& exit_fd_;
+  process_outcome& result_;
+  const pid_t pid_;
+  size_t in_offset_ = 0; ///< how much of `spec_.stdin_data` went to stdin
+  const bool has_timeout_;
+  const clock_type::time_point deadline_;
+  const bool has_idle_limit_;
+  const milliseconds idle_limit_;
+  clock_type::time_point last_output_;
+  // The final drain: armed once `answered` says so, never re-armed.
+  const bool has_drain_;
+  bool drain_armed_ = false;
+  clock_type::time_point drain_deadline_;
+  const milliseconds grace_;
+  bool terminating_ = false; // SIGTERM sent after timeout or cancel
+  bool killed_ = false;      // SIGKILL sent after grace
+  clock_type::time_point kill_at_;
+  bool exited_ = false;
+  clock_type::time_point drain_until_;
+  int status_ = 0;
+  clock_type::time_point last_beat_;
+  // Without a pidfd, and with both pipes closed, only waitpid tells us about
+  // the exit: back off from 1 ms so short commands finish promptly without
+  // busy waiting.
+  milliseconds idle_wait_{1};
+  // Wake-ups are for I/O, the exit and deadlines only, unless something
+  // else has to be looked at periodically.
+  const bool periodic_;
+  bool exit_signalled_ = true; // look once before the first poll
+  std::vector<char> buf_;
+};
+
+void process_watch::run() {
+  while (io_.out.pipe || io_.err.pipe || !exited_) {
+    enforce_limits(clock_type::now());
+    if (!exited_ && (exit_signalled_ || !exit_fd_))
+      reap();
+    if (exited_
+        && ((!io_.out.pipe && !io_.err.pipe)
+            || clock_type::now() >= drain_until_))
+      break;
+    // Wait for I/O, the exit or the next deadline.
+    auto ps = watched();
+    int timeout_ms = poll_timeout_ms(ps.n);
+    int ready = ::poll(ps.fds, ps.n, timeout_ms);
+    if (ready < 0) {
+      if (errno == EINTR)
+        continue;
+      break; // cannot happen with valid fds; the guard cleans up
+    }
+    if (ready == 0)
+      continue;
+    if (ps.ready(ps.exit))
+      exit_signalled_ = true;
+    if (ps.ready(ps.in))
+      write_stdin(ps.fds[ps.in].revents);
+    read_output(ps);
+  }
+  close_up();
+}
+
+/// Starts terminating the group once the timeout, the final drain or the
+/// response watchdog ran out or cancel fired; SIGKILL once the grace is over.
+void process_watch::enforce_limits(clock_type::time_point now) {
+  if (!terminating_ && !exited_) {
+    if (has_timeout_ && now >= deadline_) {
+      result_.timed_out = true;
+      begin_termination();
+    } else if (drain_armed_ && now >= drain_deadline_) {
+      result_.drained = true;
+      io_.out.sink = nullptr; // the answer stands: what follows is not news
+      begin_termination();
+    } else if (has_idle_limit_ && now - last_output_ >= idle_limit_) {
+      result_.idle_timed_out = true;
+      begin_termination();
+    } else if (callbacks_.cancel != nullptr
+               && callbacks_.cancel->load(std::memory_order_relaxed)) {
+      result_.cancelled = true;
+      begin_termination();
+    }
+  }
+  // The grace period covers stragglers too: a grandchild that ignores
+  // SIGTERM must not hold the pipes open for the whole drain period.
+  if (terminating_ && !killed_ && now >= kill_at_) {
+    killed_ = true;
+    kill_process_group(pid_, SIGKILL);
+  }
+}
+
+void process_watch::begin_termination() {
+  terminating_ = true;
+  kill_process_group(pid_, SIGTERM);
+  kill_at_ = clock_type::now() + grace_;
+}
+
+/// Reaps the leader if it exited; the pipes then have `drain_limit` left.
+void process_watch::reap() {
+  exit_signalled_ = false;
+  auto w = waitpid(pid_, &status_, WNOHANG);
+  if (w == pid_ || (w < 0 && errno == ECHILD)) {
+    exited_ = true;
+    child_.reaped = true;
+    drain_until_ = clock_type::now() + drain_limit;
+    io_.in_write.reset();
+    exit_fd_.reset();
+  }
+}
+
+/// The open descriptors: stdin while there is input left, the pipes, the
+/// pidfd until the exit.
+poll_set process_watch::watched() const {
+  poll_set ps;
+  ps.in = ps.add(io_.in_write, POLLOUT);
+  ps.out = ps.add(io_.out.pipe, POLLIN);
+  ps.err = ps.add(io_.err.pipe, POLLIN);
+  ps.exit = ps.add(exit_fd_, POLLIN);
+  return ps;
+}
+
+/// How long the next poll of `nfds` descriptors may sleep: until the next
+/// deadline, or -1 when nothing is due.
+int process_watch::poll_timeout_ms(nfds_t nfds) {
+  auto wait = periodic_ ? poll_interval : milliseconds::max();
+  auto now = clock_type::now();
+  if (has_timeout_ && !terminating_ && deadline_ > now)
+    wait = std::min(wait, std::chrono::ceil<milliseconds>(deadline_ - now));
+  if (has_idle_limit_ && !terminating_ && last_output_ + idle_limit_ > now)
+    wait = std::min(wait, std::chrono::ceil<milliseconds>(last_output_
+                                                          + idle_limit_ - now));
+  if (drain_armed_ && !terminating_ && drain_deadline_ > now)
+    wait = std::min(wait,
+                    std::chrono::ceil<milliseconds>(drain_deadline_ - now));
+  if (terminating_ && !killed_)
+    wait = std::min(wait, std::chrono::ceil<milliseconds>(kill_at_ - now));
+  if (exited_)
+    wait = std::min(wait, std::chrono::ceil<milliseconds>(drain_until_ - now));
+  if (nfds == 0 && !exited_) {
+    wait = std::min(wait, idle_wait_);
+    idle_wait_ = std::min(idle_wait_ * 2, poll_interval);
+  }
+  return wait == milliseconds::max()
+             ? -1
+             : static_cast<int>(std::clamp<int64_t>(
+                 wait.count(), 0, std::numeric_limits<int>::max()));
+}
+
+/// Writes the next piece of the input; closes stdin once all of it went or
+/// the child closed its end.
+void process_watch::write_stdin(short revents) {
+  if (revents & (POLLERR | POLLHUP)) {
+    io_.in_write.reset(); // the child closed its stdin
+    return;
+  }
+  const auto& data = spec_.stdin_data;
+  auto left = data.size() - in_offset_;
+  auto n = ::write(io_.in_write.get(), data.data() + in_offset_,
+                   std::min(left, io_chunk));
+  if (n > 0) {
+    in_offset_ += static_cast<size_t>(n);
+    if (in_offset_ == data.size())
+      io_.in_write.reset();
+  } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+    io_.in_write.reset(); // EPIPE: the child does not want more input
+  }
+}
+
+/// Reads what stdout and stderr have, arms the final drain once the answer
+/// is in, and feeds the response watchdog and the heartbeat.
+void process_watch::read_output(const poll_set& ps) {
+  bool got_data = false;
+  if (ps.ready(ps.out)
+      && !io_.out.read_some(buf_.data(), buf_.size(), got_data))
+    io_.out.pipe.reset();
+  if (has_drain_ && got_data && !drain_armed_ && callbacks_.answered()) {
+    drain_armed_ = true;
+    drain_deadline_ = clock_type::now() + milliseconds{spec_.final_drain_ms};
+  }
+  if (ps.ready(ps.err)
+      && !io_.err.read_some(buf_.data(), buf_.size(), got_data))
+    io_.err.pipe.reset();
+  if (got_data)
+    last_output_ = clock_type::now();
+  if (got_data && callbacks_.on_output) {
+    auto t = clock_type::now();
+    if (t - last_beat_ >= heartbeat_interval) {
+      last_beat_ = t;
+      callbacks_.on_output();
+    }
+  }
+}
+
+void process_watch::close_up() {
+  io_.out.pipe.reset();
+  io_.err.pipe.reset();
+  io_.in_write.reset();
+  if (terminating_) {
+    // Stragglers that ignored SIGTERM or outlived the leader.
+    kill_process_group(pid_, SIGKILL);
+  }
+}
+
+/// Fills in how the child ended: duration, output sizes, the stderr tail,
+/// exit code or signal, and the error text.
+void describe_outcome(const process_spec& spec, int status,
+                      clock_type::time_point started, child_stdio& io,
+                      process_outcome& result) {
+  result.duration_ms = elapsed_ms(started);
+  result.stdout_bytes = io.out.bytes;
+  result.stderr_bytes = io.err.bytes;
+  auto& tail = io.err.tail;
+  if (tail.size() > stderr_tail_max)
+    tail.erase(0, tail.size() - stderr_tail_max);
+  result.stderr_tail = std::move(tail);
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  }
+  if (result.timed_out)
+    result.error = "timed out after " + std::to_string(spec.timeout_ms) + " ms";
+  else if (result.idle_timed_out)
+    result.error = "no output for " + std::to_string(spec.idle_timeout_ms)
+                   + " ms (response watchdog)";
+  else if (result.cancelled)
+    result.error = "cancelled";
+  else if (result.drained)
+    result.error.clear(); // the answer was delivered
+  else if (result.signal != 0)
+    result.error = "killed by signal " + std::to_string(result.signal) + " ("
+                   + signal_name(result.signal) + ")";
+  else if (result.exit_code != 0)
+    result.error = "exit code " + std::to_string(result.exit_code);
+}
 
 } // namespace
 
@@ -313,115 +705,34 @@ uint64_t process_start_time(int pid) noexcept {
 
 process_outcome run_process(const process_spec& spec,
                             const process_callbacks& callbacks) {
-  // posix_spawn has no portable chdir. A shell command gets a wrapper shell
-  // that changes directory and then execs the real command line: the pid
-  // stays the same and a missing directory cannot run the command anywhere
-  // else. A direct argv uses glibc's addchdir_np (or the same wrapper with
-  // `exec "$@"`, which passes the arguments through untouched). The
-  // directory is checked up front so that a bad cwd is a spawn failure.
-  std::string dir;
-  if (!spec.cwd.empty()) {
-    std::string cwd_error;
-    dir = checked_cwd(spec.cwd, cwd_error);
-    if (dir.empty())
-      return spawn_failure(cwd_error);
-  }
-  const bool direct = !spec.argv.empty();
-  [[maybe_unused]] bool spawn_chdir = false;
-  std::vector<std::string> argv_store;
-  if (direct) {
-    if (spec.argv.front().empty())
-      return spawn_failure("empty program name");
-    argv_store = spec.argv;
-    // A relative program path means the caller's directory, not `cwd`.
-    auto& program = argv_store.front();
-    if (!dir.empty() && program.find('/') != std::string::npos
-        && program.front() != '/') {
-      std::error_code ec;
-      program = std::filesystem::absolute(program, ec).string();
-    }
-    if (!dir.empty()) {
-#if CREW_SPAWN_CHDIR
-      spawn_chdir = true;
-#else
-      argv_store.insert(argv_store.begin(),
-                        {"/bin/sh", "-c", R"(cd -- "$1" && shift && exec "$@")",
-                         "crew-worker", dir});
-#endif
-    }
-  } else if (dir.empty()) {
-    argv_store = {"/bin/sh", "-c", spec.command_line};
-  } else {
-    argv_store = {"/bin/sh",     "-c", R"(cd -- "$1" && exec /bin/sh -c "$2")",
-                  "crew-worker", dir,  spec.command_line};
-  }
-  std::vector<std::string> env_store;
-  std::string env_error;
-  if (!detail::build_env(spec.env, env_store, env_error))
-    return spawn_failure(env_error);
-  std::vector<char*> argv;
-  for (auto& arg : argv_store)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (auto& kv : env_store)
-    envp.push_back(kv.data());
-  envp.push_back(nullptr);
-
-  // Capture files and pipes.
-  output_stream out;
-  output_stream err;
-  err.keep_tail = true;
-  out.sink = &callbacks.on_stdout;
-  err.sink = &callbacks.on_stderr;
-  std::string open_error;
-  if (!open_capture(spec.stdout_path, out.file, open_error)
-      || !open_capture(spec.stderr_path, err.file, open_error))
-    return spawn_failure(open_error);
-  unique_fd in_read, in_write, out_write, err_write;
-  int pipe_err = 0;
-  if (!make_pipe(in_read, in_write, pipe_err)
-      || !make_pipe(out.pipe, out_write, pipe_err)
-      || !make_pipe(err.pipe, err_write, pipe_err))
-    return spawn_failure("pipe: " + errno_text(pipe_err));
+  launch_args args;
+  if (std::string error; !prepare_launch(spec, args, error))
+    return spawn_failure(error);
+  child_stdio io;
+  if (std::string error; !open_stdio(spec, callbacks, io, error))
+    return spawn_failure(error);
 
   // Spawn attributes: own process group, clean signal mask and dispositions.
   posix_spawnattr_t attr;
   detail::init_spawn_attributes(attr);
   posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-  // Do not leak descriptors other code opened without O_CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-#endif
-#if CREW_SPAWN_CHDIR
-  if (spawn_chdir)
-    posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
-#endif
+  detail::init_file_actions(actions, io.in_read.get(), io.out_write.get(),
+                            io.err_write.get(),
+                            args.spawn_chdir ? args.dir.c_str() : nullptr);
   detail::sigpipe_guard no_sigpipe;
   child_guard child;
-  // glibc reports a failed exec (missing program, no permission) as the
-  // return value of posix_spawn(p), so it surfaces as a spawn failure.
-  int rc = direct ? posix_spawnp(&child.pid, argv.front(), &actions, &attr,
-                                 argv.data(), envp.data())
-                  : posix_spawn(&child.pid, "/bin/sh", &actions, &attr,
-                                argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  int rc = spawn_child(args, attr, actions, child.pid);
   if (rc != 0) {
     child.pid = -1;
-    if (direct)
+    if (args.direct)
       return spawn_failure("'" + spec.argv.front() + "': " + errno_text(rc));
     return spawn_failure(errno_text(rc));
   }
   auto started = clock_type::now();
   const pid_t pid = child.pid;
-  in_read.reset();
-  out_write.reset();
-  err_write.reset();
+  io.in_read.reset();
+  io.out_write.reset();
+  io.err_write.reset();
 
   process_outcome result;
   result.spawned = true;
@@ -430,216 +741,21 @@ process_outcome run_process(const process_spec& spec,
     callbacks.on_spawn(static_cast<int>(pid));
 
   // Feed stdin without blocking; an empty payload is an immediate EOF.
-  size_t in_offset = 0;
   if (spec.stdin_data.empty())
-    in_write.reset();
+    io.in_write.reset();
   else
-    detail::set_nonblocking(in_write.get());
-  detail::set_nonblocking(out.pipe.get());
-  detail::set_nonblocking(err.pipe.get());
+    detail::set_nonblocking(io.in_write.get());
+  detail::set_nonblocking(io.out.pipe.get());
+  detail::set_nonblocking(io.err.pipe.get());
 
-  const bool has_timeout = spec.timeout_ms > 0;
-  const auto deadline = started + milliseconds{spec.timeout_ms};
-  const bool has_idle_limit = spec.idle_timeout_ms > 0;
-  const auto idle_limit = milliseconds{spec.idle_timeout_ms};
-  auto last_output = started;
-  // The final drain: armed once `answered` says so, never re-armed.
-  const bool has_drain = spec.final_drain_ms > 0 && callbacks.answered;
-  bool drain_armed = false;
-  clock_type::time_point drain_deadline;
-  const auto grace = milliseconds{spec.kill_grace_ms};
-  bool terminating = false; // SIGTERM sent after timeout or cancel
-  bool killed = false;      // SIGKILL sent after grace
-  clock_type::time_point kill_at;
-  bool exited = false;
-  clock_type::time_point drain_until;
-  int status = 0;
-  auto last_beat = started - heartbeat_interval;
-  // Without a pidfd, and with both pipes closed, only waitpid tells us about
-  // the exit: back off from 1 ms so short commands finish promptly without
-  // busy waiting.
-  auto idle_wait = milliseconds{1};
-  // Wake-ups are for I/O, the exit and deadlines only, unless something
-  // else has to be looked at periodically.
-  const bool periodic = !exit_fd || callbacks.cancel != nullptr;
-  bool exit_signalled = true; // look once before the first poll
-  std::vector<char> buf(io_chunk);
-
-  auto begin_termination = [&] {
-    terminating = true;
-    kill_process_group(pid, SIGTERM);
-    kill_at = clock_type::now() + grace;
-  };
-
-  while (out.pipe || err.pipe || !exited) {
-    auto now = clock_type::now();
-    // Timeout and cancel.
-    if (!terminating && !exited) {
-      if (has_timeout && now >= deadline) {
-        result.timed_out = true;
-        begin_termination();
-      } else if (drain_armed && now >= drain_deadline) {
-        result.drained = true;
-        out.sink = nullptr; // the answer stands: what follows is not news
-        begin_termination();
-      } else if (has_idle_limit && now - last_output >= idle_limit) {
-        result.idle_timed_out = true;
-        begin_termination();
-      } else if (callbacks.cancel != nullptr
-                 && callbacks.cancel->load(std::memory_order_relaxed)) {
-        result.cancelled = true;
-        begin_termination();
-      }
-    }
-    // The grace period covers stragglers too: a grandchild that ignores
-    // SIGTERM must not hold the pipes open for the whole drain period.
-    if (terminating && !killed && now >= kill_at) {
-      killed = true;
-      kill_process_group(pid, SIGKILL);
-    }
-    // Reap the leader.
-    if (!exited && (exit_signalled || !exit_fd)) {
-      exit_signalled = false;
-      auto w = waitpid(pid, &status, WNOHANG);
-      if (w == pid || (w < 0 && errno == ECHILD)) {
-        exited = true;
-        child.reaped = true;
-        drain_until = clock_type::now() + drain_limit;
-        in_write.reset();
-        exit_fd.reset();
-      }
-    }
-    if (exited
-        && ((!out.pipe && !err.pipe) || clock_type::now() >= drain_until))
-      break;
-    // Wait for I/O, the exit or the next deadline.
-    pollfd fds[4];
-    nfds_t nfds = 0;
-    int in_idx = -1, out_idx = -1, err_idx = -1, exit_idx = -1;
-    if (in_write) {
-      in_idx = static_cast<int>(nfds);
-      fds[nfds++] = {in_write.get(), POLLOUT, 0};
-    }
-    if (out.pipe) {
-      out_idx = static_cast<int>(nfds);
-      fds[nfds++] = {out.pipe.get(), POLLIN, 0};
-    }
-    if (err.pipe) {
-      err_idx = static_cast<int>(nfds);
-      fds[nfds++] = {err.pipe.get(), POLLIN, 0};
-    }
-    if (exit_fd) {
-      exit_idx = static_cast<int>(nfds);
-      fds[nfds++] = {exit_fd.get(), POLLIN, 0};
-    }
-    auto wait = periodic ? poll_interval : milliseconds::max();
-    now = clock_type::now();
-    if (has_timeout && !terminating && deadline > now)
-      wait = std::min(wait, std::chrono::ceil<milliseconds>(deadline - now));
-    if (has_idle_limit && !terminating && last_output + idle_limit > now)
-      wait = std::min(wait, std::chrono::ceil<milliseconds>(
-                                last_output + idle_limit - now));
-    if (drain_armed && !terminating && drain_deadline > now)
-      wait = std::min(wait,
-                      std::chrono::ceil<milliseconds>(drain_deadline - now));
-    if (terminating && !killed)
-      wait = std::min(wait, std::chrono::ceil<milliseconds>(kill_at - now));
-    if (exited)
-      wait = std::min(wait, std::chrono::ceil<milliseconds>(drain_until - now));
-    if (nfds == 0 && !exited) {
-      wait = std::min(wait, idle_wait);
-      idle_wait = std::min(idle_wait * 2, poll_interval);
-    }
-    int timeout_ms
-        = wait == milliseconds::max()
-              ? -1
-              : static_cast<int>(std::clamp<int64_t>(
-                  wait.count(), 0, std::numeric_limits<int>::max()));
-    int ready = ::poll(fds, nfds, timeout_ms);
-    if (ready < 0) {
-      if (errno == EINTR)
-        continue;
-      break; // cannot happen with valid fds; the guard cleans up
-    }
-    if (ready == 0)
-      continue;
-    if (exit_idx >= 0 && fds[exit_idx].revents != 0)
-      exit_signalled = true;
-    if (in_idx >= 0 && fds[in_idx].revents != 0) {
-      if (fds[in_idx].revents & (POLLERR | POLLHUP)) {
-        in_write.reset(); // the child closed its stdin
-      } else {
-        auto left = spec.stdin_data.size() - in_offset;
-        auto n = ::write(in_write.get(), spec.stdin_data.data() + in_offset,
-                         std::min(left, io_chunk));
-        if (n > 0) {
-          in_offset += static_cast<size_t>(n);
-          if (in_offset == spec.stdin_data.size())
-            in_write.reset();
-        } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-          in_write.reset(); // EPIPE: the child does not want more input
-        }
-      }
-    }
-    bool got_data = false;
-    if (out_idx >= 0 && fds[out_idx].revents != 0
-        && !out.read_some(buf.data(), buf.size(), got_data))
-      out.pipe.reset();
-    if (has_drain && got_data && !drain_armed && callbacks.answered()) {
-      drain_armed = true;
-      drain_deadline = clock_type::now() + milliseconds{spec.final_drain_ms};
-    }
-    if (err_idx >= 0 && fds[err_idx].revents != 0
-        && !err.read_some(buf.data(), buf.size(), got_data))
-      err.pipe.reset();
-    if (got_data)
-      last_output = clock_type::now();
-    if (got_data && callbacks.on_output) {
-      auto t = clock_type::now();
-      if (t - last_beat >= heartbeat_interval) {
-        last_beat = t;
-        callbacks.on_output();
-      }
-    }
-  }
-  out.pipe.reset();
-  err.pipe.reset();
-  in_write.reset();
-  if (terminating) {
-    // Stragglers that ignored SIGTERM or outlived the leader.
-    kill_process_group(pid, SIGKILL);
-  }
-  if (!exited) {
+  process_watch watch{spec, callbacks, io, child, exit_fd, started, result};
+  watch.run();
+  if (!watch.exited()) {
     // Only reachable if poll failed: the guard's SIGKILL + waitpid applies.
     result.error = "lost track of the process";
     return result;
   }
-
-  result.duration_ms = elapsed_ms(started);
-  result.stdout_bytes = out.bytes;
-  result.stderr_bytes = err.bytes;
-  if (err.tail.size() > stderr_tail_max)
-    err.tail.erase(0, err.tail.size() - stderr_tail_max);
-  result.stderr_tail = std::move(err.tail);
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.signal = WTERMSIG(status);
-  }
-  if (result.timed_out)
-    result.error = "timed out after " + std::to_string(spec.timeout_ms) + " ms";
-  else if (result.idle_timed_out)
-    result.error = "no output for " + std::to_string(spec.idle_timeout_ms)
-                   + " ms (response watchdog)";
-  else if (result.cancelled)
-    result.error = "cancelled";
-  else if (result.drained)
-    result.error.clear(); // the answer was delivered
-  else if (result.signal != 0)
-    result.error = "killed by signal " + std::to_string(result.signal) + " ("
-                   + signal_name(result.signal) + ")";
-  else if (result.exit_code != 0)
-    result.error = "exit code " + std::to_string(result.exit_code);
+  describe_outcome(spec, watch.status(), started, io, result);
   return result;
 }
 

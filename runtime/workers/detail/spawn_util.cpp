@@ -1,11 +1,15 @@
 #include "runtime/workers/detail/spawn_util.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <string_view>
+#include <system_error>
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -60,6 +64,70 @@ void set_nonblocking(int fd) {
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+void init_file_actions(posix_spawn_file_actions_t& actions, int in, int out,
+                       int err, const char* chdir_to) {
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err, STDERR_FILENO);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+  // Do not leak descriptors other code opened without O_CLOEXEC.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+#if CREW_SPAWN_CHDIR
+  if (chdir_to != nullptr)
+    posix_spawn_file_actions_addchdir_np(&actions, chdir_to);
+#else
+  (void)chdir_to;
+#endif
+}
+
+void prepend_cd_wrapper(std::vector<std::string>& argv,
+                        const std::string& dir) {
+  argv.insert(argv.begin(),
+              {"/bin/sh", "-c", R"(cd -- "$1" && shift && exec "$@")",
+               "crew-worker", dir});
+}
+
+std::string checked_cwd(const std::string& cwd, std::string& error) {
+  std::error_code ec;
+  auto dir = std::filesystem::absolute(cwd, ec);
+  struct stat st;
+  int stat_err = ec ? ENOENT : 0;
+  if (stat_err == 0 && ::stat(dir.c_str(), &st) != 0)
+    stat_err = errno;
+  else if (stat_err == 0 && !S_ISDIR(st.st_mode))
+    stat_err = ENOTDIR;
+  if (stat_err != 0) {
+    error = "working directory '" + cwd + "': " + std::strerror(stat_err);
+    return {};
+  }
+  return dir.string();
+}
+
+std::filesystem::path make_private_dir(std::string_view prefix,
+                                       std::string& error) {
+  std::error_code ec;
+  auto base = std::filesystem::temp_directory_path(ec);
+  if (ec)
+    base = "/tmp";
+  auto templ = (base / (std::string{prefix} + "XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    error = "cannot create a private temp directory in " + base.string() + ": "
+            + std::strerror(errno);
+    return {};
+  }
+  return templ;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& str : strings)
+    out.push_back(str.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 bool build_env(const std::vector<std::string>& extra,
                std::vector<std::string>& out, std::string& error) {
   auto key_of = [](std::string_view kv) { return kv.substr(0, kv.find('=')); };
@@ -106,6 +174,16 @@ std::string shell_quote(std::string_view arg) {
       out += c;
   }
   return out + "'";
+}
+
+std::string shell_command(const std::vector<std::string>& argv) {
+  std::string command;
+  for (const auto& arg : argv) {
+    if (!command.empty())
+      command += ' ';
+    command += shell_quote(arg);
+  }
+  return command;
 }
 
 void init_spawn_attributes(posix_spawnattr_t& attr) {

@@ -3,26 +3,21 @@
 #include "runtime/workers/detail/spawn_util.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <mutex>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
 #include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/workers/pi/pi_system_prompt.hpp"
 #include "runtime/workers/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
@@ -156,141 +151,6 @@ private:
   bool written_ = false; ///< a spare may exist
 };
 
-/// Creates a private directory (mkdtemp, 0700); empty with `error` set on
-/// failure.
-fs::path make_private_dir(std::string& error) {
-  std::error_code ec;
-  auto base = fs::temp_directory_path(ec);
-  if (ec)
-    base = "/tmp";
-  auto templ = (base / "crew-pi-XXXXXX").string();
-  if (::mkdtemp(templ.data()) == nullptr) {
-    error = "cannot create a private temp directory in " + base.string()
-            + ": " + std::strerror(errno);
-    return {};
-  }
-  return templ;
-}
-
-/// Writes `content` to a new 0600 file; false with `error` set on failure.
-bool write_private(const std::string& file, std::string_view content,
-                   std::string& error) {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = "cannot write " + file + ": " + std::strerror(errno);
-    return false;
-  }
-  ::fchmod(fd, 0600); // O_CREAT's mode is already 0600 minus the umask
-  int err = write_all(fd, content);
-  ::close(fd);
-  if (err != 0) {
-    error = "cannot write " + file + ": " + std::strerror(err);
-    return false;
-  }
-  return true;
-}
-
-/// The system prompt files of the pi runs in flight, shared by the runs
-/// with the same prompt (the tasks of one agent): a private directory
-/// (mkdtemp, 0700) with one 0600 file per distinct prompt. The last run
-/// using a prompt removes its file, and the directory goes with the last
-/// file, so nothing stays behind between runs; overlapping tasks write,
-/// and remove, the file once instead of once each. Thread-safe.
-class system_prompt_files {
-public:
-  static system_prompt_files& instance() {
-    static system_prompt_files files;
-    return files;
-  }
-
-  system_prompt_files(const system_prompt_files&) = delete;
-  system_prompt_files& operator=(const system_prompt_files&) = delete;
-
-  ~system_prompt_files() {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    }
-  }
-
-  /// The path of a file holding `content`, kept until the matching
-  /// `release`; empty with `error` set on failure.
-  std::string acquire(const std::string& content, std::string& error) {
-    std::lock_guard<std::mutex> guard{mutex_};
-    if (auto i = files_.find(content); i != files_.end()) {
-      ++i->second.refs;
-      return i->second.path;
-    }
-    if (dir_.empty() && (dir_ = make_private_dir(error)).empty())
-      return {};
-    auto file
-        = (dir_ / ("system-prompt-" + std::to_string(++next_) + ".md")).string();
-    if (!write_private(file, content, error)) {
-      remove_dir_if_unused();
-      return {};
-    }
-    files_.emplace(content, entry{file, 1});
-    return file;
-  }
-
-  void release(const std::string& content) {
-    std::lock_guard<std::mutex> guard{mutex_};
-    auto i = files_.find(content);
-    if (i == files_.end() || --i->second.refs > 0)
-      return;
-    std::error_code ec;
-    fs::remove(i->second.path, ec);
-    files_.erase(i);
-    remove_dir_if_unused();
-  }
-
-private:
-  struct entry {
-    std::string path;
-    size_t refs = 0;
-  };
-
-  system_prompt_files() = default;
-
-  void remove_dir_if_unused() {
-    if (files_.empty() && !dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
-
-  std::mutex mutex_;
-  fs::path dir_;
-  std::map<std::string, entry> files_; ///< by content
-  uint64_t next_ = 0;
-};
-
-/// Holds a file of `system_prompt_files` for one `run_pi_attempt`.
-class system_prompt_lease {
-public:
-  system_prompt_lease() = default;
-  system_prompt_lease(const system_prompt_lease&) = delete;
-  system_prompt_lease& operator=(const system_prompt_lease&) = delete;
-  ~system_prompt_lease() {
-    if (!path_.empty())
-      system_prompt_files::instance().release(content_);
-  }
-
-  bool acquire(const std::string& content, std::string& error) {
-    path_ = system_prompt_files::instance().acquire(content, error);
-    if (!path_.empty())
-      content_ = content;
-    return !path_.empty();
-  }
-
-  const std::string& path() const noexcept { return path_; }
-
-private:
-  std::string content_;
-  std::string path_;
-};
-
 /// The last `limit` bytes of a stream, with a note when earlier ones went.
 class tail_buffer {
 public:
@@ -342,6 +202,24 @@ std::string pi_unusable_error(const pi_command& cmd) {
   return error;
 }
 
+/// The model request of `job`: its first model, the others as fallbacks.
+model_request model_request_of(const pi_job& job) {
+  std::vector<std::string> fallbacks;
+  model_request request;
+  if (!job.models.empty()) {
+    request.agent_model = job.models.front();
+    fallbacks.assign(job.models.begin() + 1, job.models.end());
+  }
+  request.fallback_models = std::move(fallbacks);
+  return request;
+}
+
+/// Appends the last line of pi's stderr, if any, to `error`.
+void add_stderr_tail(std::string& error, std::string_view stderr_text) {
+  if (auto tail = last_line(stderr_text); !tail.empty())
+    error += "; stderr: " + tail;
+}
+
 /// One call of `run_pi_attempt`: the job, its live files and the state the
 /// agent record shows.
 class pi_run {
@@ -366,12 +244,22 @@ private:
     bool stop = false; ///< do not try another model (cancel, no time left)
   };
 
+  void set_child_env(const depth_guard& guard);
+  pi_result run_on_backend(const pi_command& cmd);
+  pi_result run_spawned(const pi_command& cmd);
   template <class Attempt>
   void attempt_loop(Attempt&& attempt);
+  void record_attempt(attempt_outcome& out);
   attempt_outcome mock_attempt(const std::string& mode,
                                const std::string& model);
   template <class Exec>
   attempt_outcome real_attempt(const std::string& model, Exec&& exec);
+  bool may_start(attempt_outcome& out, uint64_t& budget);
+  void log_stderr(const std::string& stderr_text);
+  void judge_attempt(attempt_outcome& out, const pi_stream& stream,
+                     const pi_attempt_report& report);
+  void keep_answer(attempt_outcome& out, const pi_attempt_report& report);
+  void stopped_attempt(pi_outcome& oc, const pi_attempt_report& report);
   pi_attempt_report spawn_attempt(const pi_command& cmd,
                                   const std::string& system_prompt_file,
                                   const std::string& model, uint64_t budget,
@@ -384,11 +272,14 @@ private:
 
   void open_files();
   void consume(const std::vector<pi_line>& lines);
+  void remember_output(std::string_view display);
   void on_chunk(pi_stream& stream, std::string_view chunk);
   void log(std::string_view text) { log_.write(text); }
   void write_status(std::string_view status);
   void maybe_write_status();
   json status_json(std::string_view status) const;
+  void add_identity(json& rec, std::string_view status) const;
+  json progress_json(uint64_t tools) const;
   std::string agent_file(const char* name) const {
     return job_.agent_dir.empty() ? std::string{}
                                   : (fs::path{job_.agent_dir} / name).string();
@@ -396,7 +287,9 @@ private:
 
   // -- end --------------------------------------------------------------------
 
-  void finish();
+  pi_result finish();
+  void write_result_file();
+  std::string summary() const;
 
   const pi_job& job_;
   const pi_callbacks& cb_;
@@ -427,14 +320,7 @@ private:
 };
 
 pi_result pi_run::run() {
-  std::vector<std::string> fallbacks;
-  model_request request;
-  if (!job_.models.empty()) {
-    request.agent_model = job_.models.front();
-    fallbacks.assign(job_.models.begin() + 1, job_.models.end());
-  }
-  request.fallback_models = std::move(fallbacks);
-  plan_ = model_candidates(request);
+  plan_ = model_candidates(model_request_of(job_));
   open_files();
   log("[crew] task " + job_.task_id + " (agent " + job_.agent + ") started at "
       + started_at_ + "\n");
@@ -444,63 +330,73 @@ pi_result pi_run::run() {
   if (guard.blocked()) {
     // Before anything else, mocks included, exactly like pi-crew.
     fail_early(guard.error(), 1);
-    finish();
-    return std::move(result_);
+    return finish();
   }
+  set_child_env(guard);
+
+  if (auto mode = env_("PI_TEAMS_MOCK_CHILD_PI"); mode && !mode->empty()) {
+    log("[crew] PI_TEAMS_MOCK_CHILD_PI=" + *mode + ": no process is spawned\n");
+    attempt_loop(
+        [&](const std::string& model) { return mock_attempt(*mode, model); });
+    return finish();
+  }
+
+  auto cmd = pi_binary(env_);
+  if (!cmd.usable()) {
+    fail_early(pi_unusable_error(cmd), -1);
+    return finish();
+  }
+  if (backend_ != nullptr)
+    return run_on_backend(cmd);
+  return run_spawned(cmd);
+}
+
+/// The environment of pi: `job_.env` plus the variables of `pi_env`; and the
+/// final drain, which may come from the environment.
+void pi_run::set_child_env(const depth_guard& guard) {
   child_env_ = job_.env;
   auto extra = pi_env(guard.depth, guard.max_depth,
                       job_.agent.empty() ? job_.role : job_.agent,
                       job_.inherit_project_context, job_.inherit_skills);
   child_env_.insert(child_env_.end(), extra.begin(), extra.end());
   drain_ms_ = job_.final_drain_ms ? *job_.final_drain_ms : final_drain_ms(env_);
+}
 
-  if (auto mode = env_("PI_TEAMS_MOCK_CHILD_PI"); mode && !mode->empty()) {
-    log("[crew] PI_TEAMS_MOCK_CHILD_PI=" + *mode + ": no process is spawned\n");
-    attempt_loop(
-        [&](const std::string& model) { return mock_attempt(*mode, model); });
-    finish();
-    return std::move(result_);
-  }
-
-  auto cmd = pi_binary(env_);
-  if (!cmd.usable()) {
-    fail_early(pi_unusable_error(cmd), -1);
-    finish();
-    return std::move(result_);
-  }
-  if (backend_ != nullptr) {
-    attempt_loop([&](const std::string& model) {
-      return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
-        pi_attempt_request req{
-            job_,
-            cmd,
-            model,
-            child_env_,
-            budget,
-            drain_ms_,
-            stream,
-            [&](std::string_view chunk) { on_chunk(stream, chunk); },
-            [&](std::string_view text) { log(text); }};
-        return (*backend_)(req);
-      });
+/// Runs the model attempts on `backend_` (the rpc pool), then finishes.
+pi_result pi_run::run_on_backend(const pi_command& cmd) {
+  attempt_loop([&](const std::string& model) {
+    return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
+      pi_attempt_request req{
+          job_,
+          cmd,
+          model,
+          child_env_,
+          budget,
+          drain_ms_,
+          stream,
+          [&](std::string_view chunk) { on_chunk(stream, chunk); },
+          [&](std::string_view text) { log(text); }};
+      return (*backend_)(req);
     });
-    finish();
-    return std::move(result_);
-  }
+  });
+  return finish();
+}
+
+/// Runs the model attempts as spawned `pi --mode json` processes, then
+/// finishes; the system prompt file lasts until the end.
+pi_result pi_run::run_spawned(const pi_command& cmd) {
   system_prompt_lease system_prompt;
   if (std::string error; !job_.system_prompt.empty()
                          && !system_prompt.acquire(job_.system_prompt, error)) {
     fail_early(std::move(error), -1);
-    finish();
-    return std::move(result_);
+    return finish();
   }
   attempt_loop([&](const std::string& model) {
     return real_attempt(model, [&](uint64_t budget, pi_stream& stream) {
       return spawn_attempt(cmd, system_prompt.path(), model, budget, stream);
     });
   });
-  finish();
-  return std::move(result_);
+  return finish();
 }
 
 template <class Attempt>
@@ -521,23 +417,29 @@ void pi_run::attempt_loop(Attempt&& attempt) {
         + ": exitCode=" + std::to_string(a.exit_code)
         + (out.signal != 0 ? " signal=" + signal_name(out.signal) : "")
         + (a.error.empty() ? "" : " error=" + last_line(a.error)) + "\n");
-    result_.model_attempts.push_back(out.attempt);
-    result_.exit_code = a.exit_code;
-    result_.signal = out.signal;
-    result_.ok = a.success;
-    result_.error = a.error;
-    result_.text = std::move(out.text);
-    if (!a.success && !out.stop && plan_.candidates.empty())
-      // pi fell back to its own default model, which failed: say what to
-      // set (pi-crew passes no model either; crew doctor warns about it).
-      result_.error += "; agent " + (job_.agent.empty() ? job_.role : job_.agent)
-                       + " has no model: set `model:` in its agent file, or a "
-                         "default model in pi's settings.json";
+    record_attempt(out);
     if (a.success || out.stop || !should_try_next_model(a) || i + 1 == count)
       break; // `finish` writes the record
     write_status("running");
     log("[crew] retryable model error; trying the next model\n");
   }
+}
+
+/// Makes the attempt `out` the latest one of the result.
+void pi_run::record_attempt(attempt_outcome& out) {
+  const auto& a = out.attempt;
+  result_.model_attempts.push_back(out.attempt);
+  result_.exit_code = a.exit_code;
+  result_.signal = out.signal;
+  result_.ok = a.success;
+  result_.error = a.error;
+  result_.text = std::move(out.text);
+  if (!a.success && !out.stop && plan_.candidates.empty())
+    // pi fell back to its own default model, which failed: say what to
+    // set (pi-crew passes no model either; crew doctor warns about it).
+    result_.error += "; agent " + (job_.agent.empty() ? job_.role : job_.agent)
+                     + " has no model: set `model:` in its agent file, or a "
+                       "default model in pi's settings.json";
 }
 
 void pi_run::fail_early(std::string error, int exit_code) {
@@ -585,14 +487,29 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
                                              Exec&& exec) {
   attempt_outcome out;
   out.attempt.model = model;
+  uint64_t budget = 0;
+  if (!may_start(out, budget))
+    return out;
+  pi_stream stream;
+  live_ = &stream;
+  pi_attempt_report report = exec(budget, stream);
+  consume(stream.finish());
+  log_stderr(report.stderr_text);
+  judge_attempt(out, stream, report);
+  return out;
+}
+
+/// Whether another model may be tried: not after cancel, nor once the task's
+/// timeout is spent (then `out` says why). Sets the time left in `budget`
+/// (0: no limit).
+bool pi_run::may_start(attempt_outcome& out, uint64_t& budget) {
   if (cb_.cancel != nullptr && cb_.cancel->load()) {
     result_.cancelled = true;
     out.attempt.exit_code = -1;
     out.attempt.error = "cancelled";
     out.stop = true;
-    return out;
+    return false;
   }
-  uint64_t budget = 0;
   if (job_.timeout_ms > 0) {
     auto spent = elapsed_ms(started_);
     if (spent >= job_.timeout_ms) {
@@ -601,33 +518,37 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
       out.attempt.error = "timed out after " + std::to_string(job_.timeout_ms)
                           + " ms before this model could be tried";
       out.stop = true;
-      return out;
+      return false;
     }
     budget = job_.timeout_ms - spent;
   }
-  pi_stream stream;
-  live_ = &stream;
-  pi_attempt_report report = exec(budget, stream);
-  consume(stream.finish());
-  const auto& proc = report.process;
-  const auto& stderr_text = report.stderr_text;
+  return true;
+}
+
+void pi_run::log_stderr(const std::string& stderr_text) {
   if (!stderr_text.empty()) {
     log("[crew] stderr:\n" + stderr_text);
     if (stderr_text.back() != '\n')
       log("\n");
   }
+}
 
+/// Decides how an attempt that ran went, from its process and its stream.
+void pi_run::judge_attempt(attempt_outcome& out, const pi_stream& stream,
+                           const pi_attempt_report& report) {
+  const auto& proc = report.process;
+  const auto& stderr_text = report.stderr_text;
   out.signal = proc.signal;
   out.attempt.exit_code = proc.exit_code;
   if (!proc.spawned) {
     out.attempt.error = "cannot start pi: " + proc.error;
-    return out;
+    return;
   }
   // pi-crew's final drain: an answer that arrived is never turned into a
   // failure because pi then hung instead of exiting (or, in rpc mode,
   // ending the prompt). It reports exit code 0.
-  bool answered = (proc.drained || proc.idle_timed_out)
-                  && stream.final_answer_seen();
+  bool answered
+      = (proc.drained || proc.idle_timed_out) && stream.final_answer_seen();
   int exit_code = proc.exit_code;
   if (answered)
     exit_code = 0;
@@ -635,65 +556,69 @@ pi_run::attempt_outcome pi_run::real_attempt(const std::string& model,
     exit_code = 128 + proc.signal;
   auto oc = stream.outcome(exit_code, stderr_text);
   if (answered) {
-    if (proc.drained)
-      log("[crew] pi did not finish within " + std::to_string(drain_ms_)
-          + " ms of its final answer (final drain) and was terminated ("
-          + (!report.watchdog_action.empty() ? report.watchdog_action
-             : proc.signal != 0 ? signal_name(proc.signal)
-                                : "exit code " + std::to_string(proc.exit_code))
-          + "); the answer stands\n");
-    else
-      log("[crew] pi hung after its final answer and was terminated; the "
-          "answer stands\n");
-    result_.drained = result_.drained || proc.drained;
-    out.attempt.exit_code = 0;
-    out.signal = 0;
+    keep_answer(out, report);
   } else if (proc.timed_out || proc.idle_timed_out || proc.cancelled) {
-    result_.timed_out = result_.timed_out || proc.timed_out;
-    result_.idle_timed_out = result_.idle_timed_out || proc.idle_timed_out;
-    result_.cancelled = result_.cancelled || proc.cancelled;
-    oc.success = false;
-    if (proc.idle_timed_out)
-      oc.error = "pi produced no output for "
-                 + std::to_string(job_.response_timeout_ms)
-                 + " ms (response watchdog); "
-                 + (report.watchdog_action.empty()
-                        ? std::string{"process terminated as unresponsive"}
-                        : report.watchdog_action);
-    else if (proc.timed_out)
-      oc.error
-          = "pi timed out after " + std::to_string(job_.timeout_ms) + " ms";
-    else
-      oc.error = "cancelled";
-    if (auto tail = last_line(stderr_text); !tail.empty())
-      oc.error += "; stderr: " + tail;
+    stopped_attempt(oc, report);
     out.stop = true;
   } else if (!oc.success && !report.failure.empty()
              && stream.error_message().empty()) {
     oc.error = report.failure;
-    if (auto tail = last_line(stderr_text); !tail.empty())
-      oc.error += "; stderr: " + tail;
+    add_stderr_tail(oc.error, stderr_text);
   } else if (!oc.success && proc.signal != 0
              && oc.error.starts_with("pi exited with code")) {
     oc.error = "pi " + proc.error;
   }
   finish_attempt(out, stream, oc);
-  return out;
+}
+
+/// pi delivered its final answer, then hung and was terminated: the answer
+/// stands, with exit code 0.
+void pi_run::keep_answer(attempt_outcome& out,
+                         const pi_attempt_report& report) {
+  const auto& proc = report.process;
+  if (proc.drained)
+    log("[crew] pi did not finish within " + std::to_string(drain_ms_)
+        + " ms of its final answer (final drain) and was terminated ("
+        + (!report.watchdog_action.empty() ? report.watchdog_action
+           : proc.signal != 0              ? signal_name(proc.signal)
+                              : "exit code " + std::to_string(proc.exit_code))
+        + "); the answer stands\n");
+  else
+    log("[crew] pi hung after its final answer and was terminated; the "
+        "answer stands\n");
+  result_.drained = result_.drained || proc.drained;
+  out.attempt.exit_code = 0;
+  out.signal = 0;
+}
+
+/// The task's timeout, the response watchdog or cancel ended the attempt:
+/// the result records which, and `oc` fails with it.
+void pi_run::stopped_attempt(pi_outcome& oc, const pi_attempt_report& report) {
+  const auto& proc = report.process;
+  result_.timed_out = result_.timed_out || proc.timed_out;
+  result_.idle_timed_out = result_.idle_timed_out || proc.idle_timed_out;
+  result_.cancelled = result_.cancelled || proc.cancelled;
+  oc.success = false;
+  if (proc.idle_timed_out)
+    oc.error = "pi produced no output for "
+               + std::to_string(job_.response_timeout_ms)
+               + " ms (response watchdog); "
+               + (report.watchdog_action.empty()
+                      ? std::string{"process terminated as unresponsive"}
+                      : report.watchdog_action);
+  else if (proc.timed_out)
+    oc.error = "pi timed out after " + std::to_string(job_.timeout_ms) + " ms";
+  else
+    oc.error = "cancelled";
+  add_stderr_tail(oc.error, report.stderr_text);
 }
 
 pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
                                         const std::string& system_prompt_file,
                                         const std::string& model,
                                         uint64_t budget, pi_stream& stream) {
-  pi_arg_options options;
-  options.mode = pi_output_mode::json;
-  options.model = model;
-  options.thinking = job_.thinking;
-  options.tools = job_.tools;
-  options.inherit_skills = job_.inherit_skills;
-  options.inherit_project_context = job_.inherit_project_context;
+  auto options = pi_job_options(job_, pi_output_mode::json, model);
   options.system_prompt_file = system_prompt_file;
-  options.replace_system_prompt = job_.replace_system_prompt;
   process_spec spec;
   spec.argv = cmd.argv;
   for (auto& arg : pi_args(options))
@@ -705,13 +630,7 @@ pi_attempt_report pi_run::spawn_attempt(const pi_command& cmd,
   spec.idle_timeout_ms = job_.response_timeout_ms;
   spec.final_drain_ms = drain_ms_;
   spec.kill_grace_ms = job_.kill_grace_ms;
-  std::string command;
-  for (const auto& arg : spec.argv) {
-    if (!command.empty())
-      command += ' ';
-    command += detail::shell_quote(arg);
-  }
-  log("[crew] command: " + command + " < prompt ("
+  log("[crew] command: " + detail::shell_command(spec.argv) + " < prompt ("
       + std::to_string(job_.prompt.size()) + " bytes on stdin)\n");
 
   process_callbacks pcb;
@@ -767,31 +686,35 @@ void pi_run::consume(const std::vector<pi_line>& lines) {
       continue;
     output += line.display;
     output += '\n';
-    // At most the last 10 lines of one event go into the progress.
-    std::vector<std::string_view> parts;
-    std::string_view rest{line.display};
-    while (!rest.empty()) {
-      auto nl = rest.find('\n');
-      auto part = rest.substr(0, nl);
-      if (!part.empty())
-        parts.push_back(part);
-      if (nl == std::string_view::npos)
-        break;
-      rest.remove_prefix(nl + 1);
-    }
-    auto first = parts.size() > max_lines_per_event
-                     ? parts.size() - max_lines_per_event
-                     : 0;
-    for (size_t i = first; i < parts.size(); ++i) {
-      recent_output_.emplace_back(parts[i]);
-      if (recent_output_.size() > max_recent_output)
-        recent_output_.pop_front();
-    }
+    remember_output(line.display);
   }
   transcript_.write(transcript);
   events_.write(events);
   output_.write(output);
   last_activity_at_ = iso_time(now);
+}
+
+/// Keeps the last 10 lines of one event's display text in the progress.
+void pi_run::remember_output(std::string_view display) {
+  std::vector<std::string_view> parts;
+  std::string_view rest{display};
+  while (!rest.empty()) {
+    auto nl = rest.find('\n');
+    auto part = rest.substr(0, nl);
+    if (!part.empty())
+      parts.push_back(part);
+    if (nl == std::string_view::npos)
+      break;
+    rest.remove_prefix(nl + 1);
+  }
+  auto first = parts.size() > max_lines_per_event
+                   ? parts.size() - max_lines_per_event
+                   : 0;
+  for (size_t i = first; i < parts.size(); ++i) {
+    recent_output_.emplace_back(parts[i]);
+    if (recent_output_.size() > max_recent_output)
+      recent_output_.pop_front();
+  }
 }
 
 void pi_run::maybe_write_status() {
@@ -801,25 +724,7 @@ void pi_run::maybe_write_status() {
 
 json pi_run::status_json(std::string_view status) const {
   json rec;
-  rec["id"] = job_.run_id + ":" + job_.task_id;
-  rec["runId"] = job_.run_id;
-  rec["taskId"] = job_.task_id;
-  rec["agent"] = job_.agent;
-  rec["role"] = job_.role;
-  rec["runtime"] = "child-process";
-  rec["status"] = status;
-  rec["startedAt"] = started_at_;
-  if (!completed_at_.empty())
-    rec["completedAt"] = completed_at_;
-  if (result_written_)
-    rec["resultArtifactPath"] = job_.result_path;
-  if (!job_.transcript_path.empty())
-    rec["transcriptPath"] = job_.transcript_path;
-  else if (!job_.log_path.empty())
-    rec["transcriptPath"] = job_.log_path;
-  rec["statusPath"] = agent_file("status.json");
-  rec["eventsPath"] = agent_file("events.jsonl");
-  rec["outputPath"] = agent_file("output.log");
+  add_identity(rec, status);
   // Finished attempts plus the one in flight.
   auto usage = result_.usage;
   auto tools = result_.tool_uses;
@@ -839,6 +744,37 @@ json pi_run::status_json(std::string_view status) const {
     rec["routing"] = json::parse(
         model_routing_json(route_result(plan_, result_.model_attempts)));
   rec["usage"] = usage_json(usage);
+  rec["progress"] = progress_json(tools);
+  if ((status == "failed" || status == "cancelled") && !result_.error.empty())
+    rec["error"] = result_.error;
+  return rec;
+}
+
+/// The record's head: who runs, its status and times, and its files.
+void pi_run::add_identity(json& rec, std::string_view status) const {
+  rec["id"] = job_.run_id + ":" + job_.task_id;
+  rec["runId"] = job_.run_id;
+  rec["taskId"] = job_.task_id;
+  rec["agent"] = job_.agent;
+  rec["role"] = job_.role;
+  rec["runtime"] = "child-process";
+  rec["status"] = status;
+  rec["startedAt"] = started_at_;
+  if (!completed_at_.empty())
+    rec["completedAt"] = completed_at_;
+  if (result_written_)
+    rec["resultArtifactPath"] = job_.result_path;
+  if (!job_.transcript_path.empty())
+    rec["transcriptPath"] = job_.transcript_path;
+  else if (!job_.log_path.empty())
+    rec["transcriptPath"] = job_.log_path;
+  rec["statusPath"] = agent_file("status.json");
+  rec["eventsPath"] = agent_file("events.jsonl");
+  rec["outputPath"] = agent_file("output.log");
+}
+
+/// The record's `progress`, with `tools` tool calls so far.
+json pi_run::progress_json(uint64_t tools) const {
   json progress;
   if (live_ != nullptr && !live_->current_tool().empty())
     progress["currentTool"] = live_->current_tool();
@@ -847,10 +783,7 @@ json pi_run::status_json(std::string_view status) const {
   if (!last_activity_at_.empty())
     progress["lastActivityAt"] = last_activity_at_;
   progress["durationMs"] = elapsed_ms(started_);
-  rec["progress"] = std::move(progress);
-  if ((status == "failed" || status == "cancelled") && !result_.error.empty())
-    rec["error"] = result_.error;
-  return rec;
+  return progress;
 }
 
 void pi_run::write_status(std::string_view status) {
@@ -864,8 +797,23 @@ void pi_run::write_status(std::string_view status) {
 
 // -- end ----------------------------------------------------------------------
 
-void pi_run::finish() {
+/// Writes the result file and the last record and log lines; returns the
+/// result.
+pi_result pi_run::finish() {
   result_.routing = route_result(plan_, result_.model_attempts);
+  write_result_file();
+  result_.duration_ms = elapsed_ms(started_);
+  completed_at_ = iso_now();
+  log(summary());
+  write_status(result_.ok ? "completed"
+                          : (result_.cancelled ? "cancelled" : "failed"));
+  status_.close();
+  return std::move(result_);
+}
+
+/// Writes the answer of a success to `job_.result_path`, or removes a stale
+/// one after a failure.
+void pi_run::write_result_file() {
   if (result_.ok && !job_.result_path.empty()) {
     try {
       write_file_atomic(job_.result_path, result_.text, false);
@@ -879,25 +827,37 @@ void pi_run::finish() {
     std::error_code ec;
     fs::remove(job_.result_path, ec);
   }
-  result_.duration_ms = elapsed_ms(started_);
-  completed_at_ = iso_now();
+}
+
+/// The log's last lines: how the task ended, its model and usage.
+std::string pi_run::summary() const {
   const auto& u = result_.usage;
-  log("[crew] " + std::string{result_.ok ? "completed" : "failed"} + " at "
-      + completed_at_ + ": model=" + result_.routing.resolved
-      + " exitCode=" + std::to_string(result_.exit_code)
-      + " jsonEvents=" + std::to_string(result_.json_events) + " usage input="
-      + std::to_string(u.input) + " output=" + std::to_string(u.output)
-      + " cacheRead=" + std::to_string(u.cache_read)
-      + " cacheWrite=" + std::to_string(u.cache_write)
-      + " cost=" + std::to_string(u.cost) + " turns=" + std::to_string(u.turns)
-      + " durationMs=" + std::to_string(result_.duration_ms)
-      + (result_.ok ? "" : "\n[crew] error: " + result_.error) + "\n");
-  write_status(result_.ok ? "completed"
-                          : (result_.cancelled ? "cancelled" : "failed"));
-  status_.close();
+  return "[crew] " + std::string{result_.ok ? "completed" : "failed"} + " at "
+         + completed_at_ + ": model=" + result_.routing.resolved
+         + " exitCode=" + std::to_string(result_.exit_code) + " jsonEvents="
+         + std::to_string(result_.json_events) + " usage input="
+         + std::to_string(u.input) + " output=" + std::to_string(u.output)
+         + " cacheRead=" + std::to_string(u.cache_read) + " cacheWrite="
+         + std::to_string(u.cache_write) + " cost=" + std::to_string(u.cost)
+         + " turns=" + std::to_string(u.turns)
+         + " durationMs=" + std::to_string(result_.duration_ms)
+         + (result_.ok ? "" : "\n[crew] error: " + result_.error) + "\n";
 }
 
 } // namespace
+
+pi_arg_options pi_job_options(const pi_job& job, pi_output_mode mode,
+                              const std::string& model) {
+  return pi_arg_options{.mode = mode,
+                        .model = model,
+                        .thinking = job.thinking,
+                        .tools = job.tools,
+                        .extensions = std::nullopt,
+                        .inherit_skills = job.inherit_skills,
+                        .inherit_project_context = job.inherit_project_context,
+                        .system_prompt_file = {}, // each backend writes its own
+                        .replace_system_prompt = job.replace_system_prompt};
+}
 
 std::string pi_result::details_json() const {
   json out;

@@ -171,6 +171,11 @@ struct pi_attempt_report {
   std::string watchdog_action;
 };
 
+/// @private The pi arguments of one attempt of `job` with `model` in `mode`,
+/// without the system prompt file (each backend writes its own).
+pi_arg_options pi_job_options(const pi_job& job, pi_output_mode mode,
+                              const std::string& model);
+
 /// @private Runs one model attempt for `run_pi_attempt_with`.
 using pi_attempt_backend
     = std::function<pi_attempt_report(const pi_attempt_request&)>;
