@@ -213,6 +213,56 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   CHECK(p.crew({"verify", id}).code == 0);
 }
 
+TEST_CASE("reliability: SIGTERM to recover --apply cancels the run cleanly and "
+          "stops its workers") {
+  project p;
+  p.agent("a", "cat >/dev/null; echo $$ >> workers.pid; echo $$ > w.pid; "
+               "exec sleep 30");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
+  {
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+    p.track(proc.pid);
+    REQUIRE(wait_until([&] {
+      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
+    }, 8000ms));
+    ::kill(proc.pid, SIGKILL);
+    proc.wait(5000ms);
+  }
+  p.track(read_pid(p.path("w.pid")));
+  auto plan = p.crew({"recover", "--json"}).last_json();
+  REQUIRE(plan.size() == 1);
+  auto id = plan[0]["runId"].get<std::string>();
+  fs::remove(p.path("w.pid"));
+  int code = -2;
+  {
+    spawned_crew proc{p, {"recover", "--apply", id, "--json"}};
+    int again = 0; // the recovered attempt's worker
+    bool running = wait_until([&] {
+      again = read_pid(p.path("w.pid"));
+      return again > 0;
+    }, 15000ms);
+    if (again > 0)
+      p.track(again);
+    REQUIRE_MESSAGE(running, proc.err());
+    ::kill(proc.pid, SIGTERM);
+    code = proc.wait(10000ms);
+    INFO("stdout: " << proc.out() << "\nstderr: " << proc.err());
+    CHECK(code == 143); // -1: crew died of the signal
+  }
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "cancelled");
+  CHECK(task_of(st, "one")["status"] == "cancelled");
+  CHECK(task_of(st, "two")["status"] == "cancelled");
+  auto workers = lines_of(read_text(p.path("workers.pid")));
+  CHECK(workers.size() == 2);
+  for (auto& w : workers)
+    CHECK(wait_until([&] { return !crew::process_alive(std::stoi(w)); }, 5000ms));
+  CHECK(wait_until([&] { return !fs::exists(p.run_dir(id) / "run.lock"); }, 5000ms));
+  CHECK(p.crew({"recover", "--json"}).last_json().empty()); // not interrupted
+  CHECK(p.crew({"verify", id}).code == 0);
+}
+
 TEST_CASE("reliability: deadlettering one running task by hand leaves the others alone") {
   project p;
   p.agent("slow", "cat >/dev/null; echo $$ > a.pid; exec sleep 30");
