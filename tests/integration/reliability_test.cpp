@@ -31,6 +31,19 @@ size_t count_type(const std::vector<json>& evs, const std::string& type) {
   return n;
 }
 
+/// Starts `crew run` and SIGKILLs it once its worker (which writes
+/// `w.pid`) is on record: before that, no crew process knows the worker
+/// (the window between spawn and the durable task.worker event).
+void crash_run_once_worker_recorded(project& p) {
+  spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+  p.track(proc.pid);
+  REQUIRE(wait_until([&] {
+    return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
+  }, 8000ms));
+  ::kill(proc.pid, SIGKILL);
+  proc.wait(5000ms);
+}
+
 } // namespace
 
 TEST_CASE("reliability: a silent worker is declared dead, killed and deadlettered") {
@@ -184,17 +197,7 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   p.agent("a", "cat >/dev/null; echo $$ > w.pid; exec sleep 30");
   p.team("t", {{"w", "a"}}, "wf");
   p.workflow("wf", {{"one", "w", ""}});
-  {
-    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
-    p.track(proc.pid);
-    // killed once the worker is on record (before that, no crew process
-    // knows it: the window between spawn and the durable task.worker event)
-    REQUIRE(wait_until([&] {
-      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
-    }, 8000ms));
-    ::kill(proc.pid, SIGKILL);
-    proc.wait(5000ms);
-  }
+  crash_run_once_worker_recorded(p);
   auto worker = read_pid(p.path("w.pid"));
   p.track(worker);
   auto r = p.crew({"recover", "--decline", "--json"});
@@ -220,15 +223,7 @@ TEST_CASE("reliability: SIGTERM to recover --apply cancels the run cleanly and "
                "exec sleep 30");
   p.team("t", {{"w", "a"}}, "wf");
   p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
-  {
-    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
-    p.track(proc.pid);
-    REQUIRE(wait_until([&] {
-      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
-    }, 8000ms));
-    ::kill(proc.pid, SIGKILL);
-    proc.wait(5000ms);
-  }
+  crash_run_once_worker_recorded(p);
   p.track(read_pid(p.path("w.pid")));
   auto plan = p.crew({"recover", "--json"}).last_json();
   REQUIRE(plan.size() == 1);
