@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <csignal>
 #include <cstring>
 #include <spawn.h>
 #include <fcntl.h>
@@ -28,10 +29,48 @@ void add_overrides(CLI::App* cmd, std::vector<std::string>& sets) {
   cmd->add_option("--set", sets, "config override key=value (repeatable)");
 }
 
+void ignore_sigpipe() {
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
 std::atomic<bool> interrupted{false};
 
-void on_signal(int) {
+namespace {
+
+// Written by the signal handler, as is `interrupted`: lock-free atomics only.
+std::atomic<int> interrupting_signal{0};
+
+void on_stop_signal(int sig) {
+  int none = 0;
+  interrupting_signal.compare_exchange_strong(none, sig);
   interrupted = true;
+}
+
+} // namespace
+
+run_progress
+execute_in_foreground(const node_options& node, run_setup_ptr setup,
+                      const std::function<void(const run_progress&)>& on_progress) {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART; // output and waits go on; the run loop polls the flag
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    ::sigaction(sig, &sa, nullptr);
+  crew::runtime rt{node};
+  return rt.execute(std::move(setup), on_progress, &interrupted);
+}
+
+int stop_signal() {
+  return interrupting_signal.load();
+}
+
+int exit_code_of(const run_progress& final) {
+  if (final.status == "completed")
+    return 0;
+  if (final.status == "cancelled" && stop_signal() != 0)
+    return 128 + stop_signal();
+  return 1;
 }
 
 void command_table::add(CLI::App* cmd, std::function<int()> run) {

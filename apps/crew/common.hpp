@@ -1,7 +1,7 @@
 #pragma once
 
 // What the commands of `crew` share: --cwd and --json, the run id argument,
-// config overrides, the interrupt flag, the table that runs the parsed
+// config overrides, running a run in the foreground under signals, the table that runs the parsed
 // subcommand, and starting a background crew.
 
 #include <atomic>
@@ -38,11 +38,34 @@ void add_run_opts(CLI::App* cmd, run_opts& o);
 /// Adds the repeatable `--set key=value` config override to `cmd`.
 void add_overrides(CLI::App* cmd, std::vector<std::string>& sets);
 
-/// Set by SIGINT and SIGTERM once a foreground run installed `on_signal`.
+/// Makes a closed stdout or stderr (`crew run | head`, a closed terminal) a
+/// failed write instead of a SIGPIPE that kills crew mid-run: set once, for
+/// every command, before any output. Workers get SIGPIPE back (their spawn
+/// resets every signal to its default).
+void ignore_sigpipe();
+
+/// Set by SIGINT, SIGTERM and SIGHUP once `execute_in_foreground` installed
+/// its handlers.
 extern std::atomic<bool> interrupted;
 
-/// The handler of SIGINT and SIGTERM during a foreground run.
-void on_signal(int);
+/// Executes a prepared run in this process until it ends (`crew run`,
+/// `crew resume`, `crew recover --apply`). SIGINT, SIGTERM and SIGHUP (Ctrl-C,
+/// kill, a closed terminal) cancel it cleanly: the workers are stopped and
+/// the run ends `cancelled` in its log, rather than crew dying and leaving
+/// the run interrupted with its workers orphaned. `on_progress` sees every
+/// progress report.
+crew::run_progress
+execute_in_foreground(const crew::node_options& node, crew::run_setup_ptr setup,
+                      const std::function<void(const crew::run_progress&)>&
+                        on_progress = {});
+
+/// The signal that asked a foreground run to stop; 0 while none has.
+int stop_signal();
+
+/// The exit code of a run `execute_in_foreground` ran: 0 when it completed,
+/// 128 + N when signal N cancelled it (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM),
+/// 1 otherwise.
+int exit_code_of(const crew::run_progress& final);
 
 /// The subcommands of `crew`, each with what runs it.
 class command_table {

@@ -146,8 +146,8 @@ int cmd_events(const common_opts& o, const std::string& run_id, uint64_t since,
       ro);
     std::cout << std::flush;
     ro.since_seq = std::max(ro.since_seq, rep.last_seq);
-    if (!follow || interrupted)
-      return 0;
+    if (!follow || interrupted || !std::cout)
+      return 0; // !std::cout: the reader is gone (`crew events --follow | head`)
     auto now = crew::load_run(root, run_id);
     if (crew::is_terminal(now.replay.status) && now.replay.last_seq <= ro.since_seq)
       return 0;

@@ -19,6 +19,7 @@
 
 int main(int argc, char** argv) {
   namespace cli = crew::cli;
+  cli::ignore_sigpipe();
   CLI::App app{"crew: run teams of worker agents through durable DAG workflows"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "crew 0.1.0");

@@ -179,11 +179,7 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
         }
         p.last_event_seq = setup->manifest.seq;
       }
-      run_progress final;
-      {
-        crew::runtime rt{node};
-        final = rt.execute(setup);
-      }
+      auto final = execute_in_foreground(node, setup);
       for (auto i : resumable)
         p.resumable_tasks.push_back(setup->plan[i].id);
       for (auto i : preserved)
@@ -191,7 +187,7 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
       action = "applied";
       status = final.status;
       if (final.status != "completed")
-        rc = 1;
+        rc = exit_code_of(final);
     }
     nlohmann::json row{{"runId", p.run_id},
                        {"resumableTasks", p.resumable_tasks},
@@ -210,6 +206,8 @@ int cmd_recover(const std::string& cwd, const std::vector<std::string>& runs,
                                  ? std::string{}
                                  : fmt::format(" -> {} ({})", action, status));
     out.push_back(std::move(row));
+    if (stop_signal() != 0)
+      break; // cancelled by a signal: the runs after it stay interrupted
   }
   if (json)
     std::cout << out.dump() << std::endl;

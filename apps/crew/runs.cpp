@@ -1,7 +1,6 @@
 #include "runs.hpp"
 
 #include <chrono>
-#include <csignal>
 #include <iostream>
 #include <memory>
 #include <sys/resource.h>
@@ -50,32 +49,26 @@ int execute(const crew::project_context& ctx, const crew::node_options& node,
   if (!o.json)
     std::cout << "run " << run_id << " (" << setup->plan.size() << " tasks, "
               << crew::to_string(setup->backend) << ")" << std::endl;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   bool tty = ::isatty(STDERR_FILENO) != 0;
   auto last_print = std::chrono::steady_clock::now();
   std::string last_line;
-  crew::run_progress final;
-  {
-    crew::runtime rt{node};
-    final = rt.execute(
-      setup,
-      [&](const crew::run_progress& p) {
-        auto line = progress_line(p);
-        if (tty) {
-          std::cerr << "\r\033[K" << line << std::flush;
-        } else {
-          auto now = std::chrono::steady_clock::now();
-          if (line != last_line && now - last_print >= std::chrono::seconds{1}) {
-            std::cerr << line << "\n";
-            last_print = now;
-          }
+  // Output to a closed pipe or terminal fails quietly (SIGPIPE is ignored,
+  // the streams do not throw): the run goes on and its end is in its log.
+  auto final = execute_in_foreground(
+    node, std::move(setup), // released with the run: that frees the run lock
+    [&](const crew::run_progress& p) {
+      auto line = progress_line(p);
+      if (tty) {
+        std::cerr << "\r\033[K" << line << std::flush;
+      } else {
+        auto now = std::chrono::steady_clock::now();
+        if (line != last_line && now - last_print >= std::chrono::seconds{1}) {
+          std::cerr << line << "\n";
+          last_print = now;
         }
-        last_line = line;
-      },
-      &interrupted);
-  }
-  setup.reset(); // releases the run lock
+      }
+      last_line = line;
+    });
   if (tty)
     std::cerr << "\r\033[K";
   if (o.json) {
@@ -96,7 +89,7 @@ int execute(const crew::project_context& ctx, const crew::node_options& node,
                     : node.metrics.metrics_dir + " (JSONL)")
               << "; crew metrics --cwd " << ctx.project_root.string() << "\n";
   }
-  return final.status == "completed" ? 0 : 1;
+  return exit_code_of(final);
 }
 
 // -- crew run -------------------------------------------------------------------

@@ -298,8 +298,7 @@ void install_stop_handlers() {
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  ::sigaction(SIGTERM, &sa, nullptr); // SIGPIPE: ignored by main for every command
 }
 
 /// True when the request may read the API; else answers 401.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <poll.h>
 #include <set>
 
 #include "tests/integration/support.hpp"
@@ -205,8 +206,12 @@ TEST_CASE("cli: cancelling an async run kills the worker and its grandchild "
 
 // -- 5 -----------------------------------------------------------------------
 
-TEST_CASE("cli: SIGINT to a foreground run cancels it and stops the workers and "
-          "exits 1") {
+TEST_CASE("cli: SIGINT, SIGHUP or SIGTERM to a foreground run cancels it, stops "
+          "the workers and exits 128+N") {
+  int sig = 0;
+  SUBCASE("SIGINT (Ctrl-C): exit 130") { sig = SIGINT; }
+  SUBCASE("SIGHUP (a closed terminal): exit 129") { sig = SIGHUP; }
+  SUBCASE("SIGTERM: exit 143") { sig = SIGTERM; }
   project p;
   simple_project(p, "sleep 60 & echo $! > gc.pid; echo $$ > w.pid; wait",
                  {{"first", "w", ""}, {"second", "w", "first"}});
@@ -227,13 +232,13 @@ TEST_CASE("cli: SIGINT to a foreground run cancels it and stops the workers and 
     if (gpid > 0)
       p.track(gpid);
     REQUIRE_MESSAGE(seen, proc.err());
-    ::kill(proc.pid, SIGINT);
+    ::kill(proc.pid, sig);
     code = proc.wait(8000ms);
     out = proc.out();
     err = proc.err();
   }
   INFO("stdout: " << out << "\nstderr: " << err);
-  CHECK(code == 1);
+  CHECK(code == 128 + sig); // -1: crew died of the signal instead
   CHECK(wait_until([&] { return !crew::process_alive(wpid); }, 5000ms));
   CHECK(wait_until([&] { return !crew::process_alive(gpid); }, 5000ms));
   auto ls = lines_of(out);
@@ -246,6 +251,71 @@ TEST_CASE("cli: SIGINT to a foreground run cancels it and stops the workers and 
   CHECK(task_of(st, "first")["status"] == "cancelled");
   CHECK(task_of(st, "second")["status"] == "cancelled");
   CHECK_FALSE(fs::exists(p.run_dir(id) / "run.lock"));
+}
+
+// -- a closed output pipe ----------------------------------------------------
+
+namespace {
+
+/// The next line read from `fd`, without its newline; empty on end of file
+/// or when no whole line arrives within `timeout`.
+std::string read_line(int fd, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string line;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    pollfd pfd{fd, POLLIN, 0};
+    char c = 0;
+    if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0
+        || ::read(fd, &c, 1) != 1)
+      return {};
+    if (c == '\n')
+      return line;
+    line += c;
+  }
+}
+
+} // namespace
+
+TEST_CASE("cli: a run whose output pipe its reader closed mid-run goes on, "
+          "completes and exits 0") {
+  project p;
+  // Each worker waits for `go`, written once the reader is gone, and then
+  // lasts a second: progress lines fall due while nobody reads them.
+  simple_project(p, "cat >/dev/null; echo $$ >> workers.pid; "
+                    "while [ ! -f go ]; do sleep 0.05; done; sleep 1; echo ok",
+                 {{"a", "w", ""}, {"b", "w", "a"}, {"c", "w", "b"}});
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  std::string first, id;
+  int code = -2;
+  {
+    // `crew run … 2>&1 | head -n1`
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g"}, fds[1]};
+    ::close(fds[1]);
+    for (int i = 0; i < 10 && first.rfind("run ", 0) != 0; ++i)
+      first = read_line(fds[0], 15000ms); // "run <id> (3 tasks, command)"
+    ::close(fds[0]);
+    if (first.rfind("run ", 0) == 0)
+      id = first.substr(4, first.find(' ', 4) - 4);
+    p.write("go", "");
+    code = proc.wait(60000ms);
+  }
+  REQUIRE_MESSAGE(!id.empty(), "first line: " << first);
+  CHECK(code == 0); // -1: crew died of SIGPIPE
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "completed");
+  for (auto& t : {"a", "b", "c"})
+    CHECK(task_of(st, t)["status"] == "completed");
+  auto workers = lines_of(read_text(p.path("workers.pid")));
+  CHECK(workers.size() == 3);
+  for (auto& w : workers) {
+    p.track(std::stoi(w));
+    CHECK(wait_until([&] { return !crew::process_alive(std::stoi(w)); }, 5000ms));
+  }
+  CHECK_FALSE(fs::exists(p.run_dir(id) / "run.lock"));
+  CHECK(p.crew({"verify", id}).code == 0);
 }
 
 // -- 6 -----------------------------------------------------------------------

@@ -31,6 +31,19 @@ size_t count_type(const std::vector<json>& evs, const std::string& type) {
   return n;
 }
 
+/// Starts `crew run` and SIGKILLs it once its worker (which writes
+/// `w.pid`) is on record: before that, no crew process knows the worker
+/// (the window between spawn and the durable task.worker event).
+void crash_run_once_worker_recorded(project& p) {
+  spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+  p.track(proc.pid);
+  REQUIRE(wait_until([&] {
+    return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
+  }, 8000ms));
+  ::kill(proc.pid, SIGKILL);
+  proc.wait(5000ms);
+}
+
 } // namespace
 
 TEST_CASE("reliability: a silent worker is declared dead, killed and deadlettered") {
@@ -184,17 +197,7 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   p.agent("a", "cat >/dev/null; echo $$ > w.pid; exec sleep 30");
   p.team("t", {{"w", "a"}}, "wf");
   p.workflow("wf", {{"one", "w", ""}});
-  {
-    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
-    p.track(proc.pid);
-    // killed once the worker is on record (before that, no crew process
-    // knows it: the window between spawn and the durable task.worker event)
-    REQUIRE(wait_until([&] {
-      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
-    }, 8000ms));
-    ::kill(proc.pid, SIGKILL);
-    proc.wait(5000ms);
-  }
+  crash_run_once_worker_recorded(p);
   auto worker = read_pid(p.path("w.pid"));
   p.track(worker);
   auto r = p.crew({"recover", "--decline", "--json"});
@@ -210,6 +213,48 @@ TEST_CASE("reliability: recover --decline cancels an interrupted run") {
   for (auto& e : p.events(id))
     declined = declined || e["type"] == "crew.run.recovery_declined";
   CHECK(declined);
+  CHECK(p.crew({"verify", id}).code == 0);
+}
+
+TEST_CASE("reliability: SIGTERM to recover --apply cancels the run cleanly and "
+          "stops its workers") {
+  project p;
+  p.agent("a", "cat >/dev/null; echo $$ >> workers.pid; echo $$ > w.pid; "
+               "exec sleep 30");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"one", "w", ""}, {"two", "w", "one"}});
+  crash_run_once_worker_recorded(p);
+  p.track(read_pid(p.path("w.pid")));
+  auto plan = p.crew({"recover", "--json"}).last_json();
+  REQUIRE(plan.size() == 1);
+  auto id = plan[0]["runId"].get<std::string>();
+  fs::remove(p.path("w.pid"));
+  int code = -2;
+  {
+    spawned_crew proc{p, {"recover", "--apply", id, "--json"}};
+    int again = 0; // the recovered attempt's worker
+    bool running = wait_until([&] {
+      again = read_pid(p.path("w.pid"));
+      return again > 0;
+    }, 15000ms);
+    if (again > 0)
+      p.track(again);
+    REQUIRE_MESSAGE(running, proc.err());
+    ::kill(proc.pid, SIGTERM);
+    code = proc.wait(10000ms);
+    INFO("stdout: " << proc.out() << "\nstderr: " << proc.err());
+    CHECK(code == 143); // -1: crew died of the signal
+  }
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "cancelled");
+  CHECK(task_of(st, "one")["status"] == "cancelled");
+  CHECK(task_of(st, "two")["status"] == "cancelled");
+  auto workers = lines_of(read_text(p.path("workers.pid")));
+  CHECK(workers.size() == 2);
+  for (auto& w : workers)
+    CHECK(wait_until([&] { return !crew::process_alive(std::stoi(w)); }, 5000ms));
+  CHECK(wait_until([&] { return !fs::exists(p.run_dir(id) / "run.lock"); }, 5000ms));
+  CHECK(p.crew({"recover", "--json"}).last_json().empty()); // not interrupted
   CHECK(p.crew({"verify", id}).code == 0);
 }
 

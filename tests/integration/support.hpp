@@ -352,10 +352,12 @@ inline json task_of(const json& status, const std::string& id) {
 
 /// Starts `argv` with posix_spawn in a process group of its own, with a
 /// clean signal state, stdin /dev/null and stdout/stderr to files; `env`
-/// (nullptr: this process' environment). Returns the pid or throws.
+/// (nullptr: this process' environment). With `output_fd` >= 0 stdout and
+/// stderr both go to that descriptor instead (a pipe: `crew … 2>&1 | head`).
+/// Returns the pid or throws.
 inline pid_t spawn_logged(std::vector<std::string> argv_s,
                           std::vector<std::string>* env, const fs::path& out_file,
-                          const fs::path& err_file) {
+                          const fs::path& err_file, int output_fd = -1) {
   std::vector<char*> argv;
   for (auto& a : argv_s)
     argv.push_back(a.data());
@@ -369,10 +371,15 @@ inline pid_t spawn_logged(std::vector<std::string> argv_s,
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (output_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, output_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, output_fd, 2);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);
@@ -383,6 +390,8 @@ inline pid_t spawn_logged(std::vector<std::string> argv_s,
   sigemptyset(&dflt);
   sigaddset(&dflt, SIGINT);
   sigaddset(&dflt, SIGTERM);
+  sigaddset(&dflt, SIGHUP);  // a test runner under nohup ignores it
+  sigaddset(&dflt, SIGPIPE); // and some ignore this one
   posix_spawnattr_setsigdefault(&attr, &dflt);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
                                     | POSIX_SPAWN_SETSIGDEF);
@@ -397,7 +406,8 @@ inline pid_t spawn_logged(std::vector<std::string> argv_s,
 }
 
 /// A crew process launched with posix_spawn (own process group), so a test
-/// can signal it while it runs.
+/// can signal it while it runs. Its output goes to files, or with
+/// `output_fd` >= 0 all of it to that descriptor (see `spawn_logged`).
 struct spawned_crew {
   pid_t pid = -1;
   fs::path out_file;
@@ -405,7 +415,8 @@ struct spawned_crew {
   bool reaped = false;
   int wait_status = 0;
 
-  spawned_crew(const project& p, const std::vector<std::string>& args) {
+  spawned_crew(const project& p, const std::vector<std::string>& args,
+               int output_fd = -1) {
     out_file = p.base / "spawned.out";
     err_file = p.base / "spawned.err";
     std::vector<std::string> argv_s{CREW_BINARY};
@@ -425,7 +436,7 @@ struct spawned_crew {
         env_s.push_back(kv);
     }
     env_s.insert(env_s.end(), overrides.begin(), overrides.end());
-    pid = spawn_logged(argv_s, &env_s, out_file, err_file);
+    pid = spawn_logged(argv_s, &env_s, out_file, err_file, output_fd);
   }
 
   ~spawned_crew() {
