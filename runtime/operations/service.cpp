@@ -238,6 +238,22 @@ void kill_orphaned_workers(const Tasks& tasks) {
   }
 }
 
+/// An offline cancel of an interrupted run: records its intent durably
+/// (`crew.run.cancel_requested`), then kills the orphaned workers, so a
+/// crash in between leaves a log that recovery finishes the cancel from.
+/// Returns the intent's seq.
+template <class Tasks>
+uint64_t cancel_orphaned_workers(event_log_writer& log, std::string_view run_id,
+                                 std::string_view reason, const Tasks& tasks) {
+  auto seq = log.last_seq() + 1;
+  log.append(event_line(stop_event_type(stop_kind::cancel), run_id, {}, reason,
+                        {}, seq),
+             seq);
+  log.sync();
+  kill_orphaned_workers(tasks);
+  return seq;
+}
+
 /// Appends to deadletter.jsonl the entries of `crew.task.deadletter` events
 /// that a crash kept out of the file (the run actor writes the file after
 /// the events are durable, without an fsync of its own).
@@ -734,6 +750,7 @@ resume_view load_for_resume(const run_paths& paths) {
   v.state.seq = replay.last_seq;
   v.state.status = replay.status;
   v.state.summary = std::move(replay.summary);
+  v.state.stop = std::move(replay.stop);
   return v;
 }
 
@@ -877,10 +894,9 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   auto replay = replay_log(paths.events(), view.plan);
   if (is_terminal(replay.status)) // another process finished it meanwhile
     return cancel_outcome::already_terminal;
-  kill_orphaned_workers(replay.tasks);
-  auto seq = log.last_seq();
   std::string bytes;
   const char* reason = "Run cancelled by user request.";
+  auto seq = cancel_orphaned_workers(log, run_id, reason, replay.tasks);
   for (size_t i = 0; i < view.plan.size(); ++i) {
     auto& t = replay.tasks[i];
     if (is_terminal(t.status))
@@ -1033,10 +1049,9 @@ void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
     throw input_error(fmt::format(
       "run '{}' is not interrupted any more (it is {}): nothing to decline",
       run_id, to_string(replay.status)));
-  kill_orphaned_workers(replay.tasks);
-  auto seq = log.last_seq();
-  auto from = seq;
+  auto from = log.last_seq();
   const char* reason = "interrupted-not-resumed";
+  auto seq = cancel_orphaned_workers(log, run_id, reason, replay.tasks);
   std::string bytes;
   for (size_t i = 0; i < view.plan.size(); ++i)
     if (!is_terminal(replay.tasks[i].status))
