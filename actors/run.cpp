@@ -49,6 +49,20 @@ int64_t steady_ns() {
 
 void pump(self_ptr self);
 void arm_retry_timer(self_ptr self);
+void kill_running(self_ptr self, const std::vector<uint32_t>& indices);
+
+/// Kills `indices` once the engine's stop intent (if any) is durable;
+/// until then they wait in `kill_after_stop`.
+void kill_after_stop(self_ptr self, const std::vector<uint32_t>& indices) {
+  auto& st = self->state;
+  auto& pending = st.kill_after_stop;
+  pending.insert(pending.end(), indices.begin(), indices.end());
+  if (pending.empty() || st.engine->durable_seq() < st.engine->stop_seq())
+    return;
+  auto now = std::move(pending);
+  pending.clear();
+  kill_running(self, now);
+}
 
 void notify(self_ptr self, bool final) {
   auto& st = self->state;
@@ -360,6 +374,7 @@ void flush(self_ptr self) {
           self->send(st.sink, notes_atom_v, st.setup->manifest.run_id,
                      std::move(*notes));
         st.engine->on_durable(durable);
+        kill_after_stop(self, {});
         write_deadletters(self);
         write_grown_plan(self);
         flush_checkpoint(self);
@@ -534,7 +549,7 @@ void cancel_run(self_ptr self, std::string reason, bool expired) {
   auto& eng = *self->state.engine;
   auto running = expired ? eng.expire(std::move(reason))
                          : eng.cancel(std::move(reason));
-  kill_running(self, running);
+  kill_after_stop(self, running);
   pump(self);
 }
 
@@ -726,9 +741,10 @@ run_impl::behavior_type run(self_ptr self, run_setup_ptr setup,
       st.engine->worker_started(x.index, x.attempt, x.pid,
                                 process_start_time(x.pid));
       flush(self);
-      // Cancelled while the process was starting: stop it now.
+      // Cancelled while the process was starting: stop it now (once the
+      // stop is durable).
       if (t.cancel_requested)
-        kill_running(self, {x.index});
+        kill_after_stop(self, {x.index});
     },
     [=](beat_atom, uint32_t index, uint32_t attempt) {
       auto& st = self->state;

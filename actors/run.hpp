@@ -81,6 +81,10 @@ struct run_state {
   /// The seq of an adaptive.plan_injected event whose plan is not in
   /// plan.json yet (written once the event is durable); 0: none.
   uint64_t plan_seq = 0;
+  /// Running tasks of a cancelled or expired run, killed once the engine's
+  /// stop intent is durable (a crash before that never leaves killed
+  /// workers behind a log that does not say why).
+  std::vector<uint32_t> kill_after_stop;
   uint32_t ticks = 0; ///< housekeeping ticks so far
   /// A captured checkpoint waiting for its seq to become durable.
   std::unique_ptr<run_checkpoint> pending_checkpoint;

@@ -24,7 +24,8 @@ namespace {
 
 constexpr uint32_t byte_order_mark = 0x01020304;
 constexpr std::string_view plan_magic{"CREWPLN\x01", 8};
-constexpr std::string_view checkpoint_magic{"CREWCKP\x01", 8};
+// Version 2 adds the stop intent (a version-1 file is ignored: full replay).
+constexpr std::string_view checkpoint_magic{"CREWCKP\x02", 8};
 constexpr std::string_view trailer{"END!", 4};
 
 class bin_writer {
@@ -293,6 +294,9 @@ std::string checkpoint_bin(const run_checkpoint& ck) {
   w.num(ck.seq);
   w.num(static_cast<uint8_t>(ck.status));
   w.str(ck.summary);
+  w.num(static_cast<uint8_t>(ck.stop.kind));
+  w.str(ck.stop.reason);
+  w.num(ck.stop.seq);
   w.num(static_cast<uint64_t>(ck.tasks.size()));
   for (auto& t : ck.tasks) {
     w.num(static_cast<uint8_t>(t.status));
@@ -342,6 +346,12 @@ std::optional<run_checkpoint> read_checkpoint(const std::filesystem::path& path)
     return std::nullopt;
   ck.status = static_cast<run_status>(status);
   ck.summary.assign(r.str());
+  auto stop = r.num<uint8_t>();
+  if (stop > static_cast<uint8_t>(stop_kind::expire))
+    return std::nullopt;
+  ck.stop.kind = static_cast<stop_kind>(stop);
+  ck.stop.reason.assign(r.str());
+  ck.stop.seq = r.num<uint64_t>();
   auto n = r.count(46);
   if (!r.ok())
     return std::nullopt;

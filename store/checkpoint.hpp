@@ -81,6 +81,7 @@ struct run_checkpoint {
   uint64_t seq = 0;
   run_status status = run_status::queued;
   std::string summary;
+  run_stop stop; ///< a stop the log asks for (see `run_stop`)
   std::vector<task_checkpoint> tasks; ///< parallel to the plan
   /// Sparse, ascending by task index: the task's error text.
   std::vector<std::pair<uint32_t, std::string>> errors;

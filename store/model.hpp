@@ -47,6 +47,32 @@ inline bool is_terminal(task_status x) noexcept {
          || x == task_status::cancelled || x == task_status::skipped;
 }
 
+// -- stop intent --------------------------------------------------------------
+
+/// A stop of a run that its log records before any worker is killed:
+/// `crew.run.cancel_requested` (a cancel) or `crew.run.expired`
+/// (`limits.maxRunMinutes`), the reason as the event's message. From that
+/// event on the run only finishes the stop, across crashes too: recovery
+/// ends it `cancelled` (or `failed` for an expiry) and requeues nothing. A
+/// later `run.running` (an explicit `crew resume`) withdraws it.
+enum class stop_kind : uint8_t { none, cancel, expire };
+
+struct run_stop {
+  stop_kind kind = stop_kind::none;
+  std::string reason;
+  uint64_t seq = 0; ///< seq of the intent event, 0 when none
+
+  bool requested() const noexcept {
+    return kind != stop_kind::none;
+  }
+};
+
+/// The type of the event that records a stop of `kind` (not `none`).
+constexpr std::string_view stop_event_type(stop_kind kind) noexcept {
+  return kind == stop_kind::expire ? std::string_view{"crew.run.expired"}
+                                   : std::string_view{"crew.run.cancel_requested"};
+}
+
 // -- plan: the immutable task graph of a run ----------------------------------
 
 /// One task of a run as planned at creation (written once to plan.json).

@@ -348,7 +348,13 @@ public:
       if (type != "run.created" && from_string(type.substr(4), rs)) {
         st_.status = rs;
         st_.summary.assign(ev.message);
+        if (rs == run_status::running) // a (re)start withdraws a stop
+          st_.stop = {};
       }
+    } else if (type == stop_event_type(stop_kind::cancel)) {
+      st_.stop = {stop_kind::cancel, std::string{ev.message}, ev.seq};
+    } else if (type == stop_event_type(stop_kind::expire)) {
+      st_.stop = {stop_kind::expire, std::string{ev.message}, ev.seq};
     }
   }
 
@@ -752,6 +758,7 @@ tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
   replay_state st;
   st.status = ck.status;
   st.summary = ck.summary;
+  st.stop = ck.stop;
   st.last_seq = ck.seq;
   tail_tasks tasks{ck, std::move(ids)};
   replayer r{tasks, st, buf.data() + cap};
@@ -770,6 +777,7 @@ tail_report replay_tail(const std::filesystem::path& events, uint64_t offset,
   ck.seq = st.last_seq;
   ck.status = st.status;
   ck.summary = std::move(st.summary);
+  ck.stop = std::move(st.stop);
   rep.events = st.events;
   rep.valid_end = offset + res.valid_end;
   rep.torn_tail = res.torn_tail;

@@ -65,6 +65,8 @@ read_report for_each_event(const std::filesystem::path& path,
 struct replay_state {
   run_status status = run_status::queued;
   std::string summary;           ///< message of the last `run.<status>`
+  /// The stop intent since the last `run.running`, if any (see `run_stop`).
+  run_stop stop;
   /// Parallel to the plan, then to `added`.
   std::vector<task_state> tasks;
   /// Tasks the log's `adaptive.plan_injected` events add to the plan (in
@@ -84,6 +86,8 @@ struct replay_state {
 /// task graph `plan` (a pure function of the file content). Event rules:
 /// - `run.running|completed|failed|blocked|cancelled`: run status, summary =
 ///   message; `run.created` and unknown types are ignored;
+/// - `crew.run.cancel_requested|expired`: the stop intent (`stop`, reason =
+///   message), which a later `run.running` clears;
 /// - `task.started`: running, startedAt, clears finishedAt/error, opens an
 ///   attempt;
 /// - `task.completed`: completed, finishedAt, exitCode (from data), closes

@@ -66,10 +66,9 @@ cancel_outcome cancel_run(const fs::path& crew_root, std::string_view run_id,
   auto replay = replay_log(paths.events(), view.plan);
   if (is_terminal(replay.status)) // another process finished it meanwhile
     return cancel_outcome::already_terminal;
-  detail::kill_orphaned_workers(replay.tasks);
-  auto seq = log.last_seq();
   std::string bytes;
   const char* reason = "Run cancelled by user request.";
+  auto seq = detail::cancel_orphaned_workers(log, run_id, reason, replay.tasks);
   for (size_t i = 0; i < view.plan.size(); ++i) {
     auto& t = replay.tasks[i];
     if (is_terminal(t.status))

@@ -65,10 +65,9 @@ void decline_recovery(const fs::path& crew_root, std::string_view run_id) {
     throw input_error(fmt::format(
       "run '{}' is not interrupted any more (it is {}): nothing to decline",
       run_id, to_string(replay.status)));
-  detail::kill_orphaned_workers(replay.tasks);
-  auto seq = log.last_seq();
-  auto from = seq;
+  auto from = log.last_seq();
   const char* reason = "interrupted-not-resumed";
+  auto seq = detail::cancel_orphaned_workers(log, run_id, reason, replay.tasks);
   std::string bytes;
   for (size_t i = 0; i < view.plan.size(); ++i)
     if (!is_terminal(replay.tasks[i].status))

@@ -158,6 +158,7 @@ resume_view load_for_resume(const run_paths& paths) {
   v.state.seq = replay.last_seq;
   v.state.status = replay.status;
   v.state.summary = std::move(replay.summary);
+  v.state.stop = std::move(replay.stop);
   return v;
 }
 

@@ -93,8 +93,14 @@ verify_report verify_run(const fs::path& crew_root, std::string_view run_id) {
     size_t line;
   };
   std::vector<dl_event> dl_events;
+  // Seq of each task's task.completed since its last requeue.
+  std::unordered_map<std::string, uint64_t> completed_seq;
   for_each_event(paths.events(), [&](const event_view& ev) {
     std::string task{ev.task_id};
+    if (ev.type == "task.completed")
+      completed_seq[task] = ev.seq;
+    else if (ev.type == "task.requeued")
+      completed_seq.erase(task);
     if (ev.type == "task.started") {
       auto n = uint_field(ev.data_raw, "attempt");
       auto expected = ++started[task];
@@ -129,6 +135,26 @@ verify_report verify_run(const fs::path& crew_root, std::string_view run_id) {
                                       "attempt {} started",
                                       plan[i].id, a + 1, a + 2));
   }
+
+  // A run ends completed only when every task did; a stop (cancel, expiry)
+  // recorded since the run last (re)started leaves it completed only if
+  // every task had completed before the stop was asked for.
+  auto& final_status = add(r, "completed only when every task completed, "
+                              "before any cancel or expiry");
+  if (rs.status == run_status::completed)
+    for (size_t i = 0; i < plan.size(); ++i) {
+      auto& id = plan[i].id;
+      if (rs.tasks[i].status != task_status::completed) {
+        problem(final_status, fmt::format("run is completed but task '{}' is {}",
+                                          id, to_string(rs.tasks[i].status)));
+      } else if (rs.stop.requested() && completed_seq[id] > rs.stop.seq) {
+        problem(final_status,
+                fmt::format("run is completed but task '{}' completed at seq {}, "
+                            "after the {} at seq {}",
+                            id, completed_seq[id], stop_event_type(rs.stop.kind),
+                            rs.stop.seq));
+      }
+    }
 
   // Deadletter file <-> crew.task.deadletter events, one to one.
   auto& dl = add(r, "deadletter.jsonl consistent with the log");

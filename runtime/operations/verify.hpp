@@ -32,7 +32,9 @@ struct verify_report {
 /// Replays the run's log and checks its invariants: seq contiguous from 1;
 /// one terminal state and one terminal event per task (per requeue); a
 /// terminal run has only terminal tasks; attempts consistent with the
-/// task.started and crew.task.retry_attempt events; deadletter.jsonl
+/// task.started and crew.task.retry_attempt events; a completed run has
+/// only completed tasks, none completed after a cancel or expiry intent
+/// since the run last (re)started; deadletter.jsonl
 /// consistent with the crew.task.deadletter events; the tasks.json snapshot
 /// equal to the replay at the seq it claims, and never ahead of the log.
 /// Throws input_error for an unknown run or a log damaged in the middle.

@@ -125,6 +125,9 @@ void run_engine::load_states(const std::vector<task_state>& states) {
 }
 
 void run_engine::load_checkpoint(const run_checkpoint& ck) {
+  status_ = ck.status;
+  summary_ = ck.summary;
+  loaded_stop_ = ck.stop;
   for (auto& c : counts_)
     c = 0;
   open_ = 0;
@@ -172,6 +175,9 @@ run_checkpoint run_engine::checkpoint() const {
   ck.seq = seq_;
   ck.status = status_;
   ck.summary = summary_;
+  if (cancelling_)
+    ck.stop = {expired_ ? stop_kind::expire : stop_kind::cancel, stop_reason_,
+               stop_seq_};
   ck.tasks.resize(tasks_.size());
   for (uint32_t i = 0; i < tasks_.size(); ++i) {
     auto& t = tasks_[i];
@@ -316,6 +322,9 @@ void run_engine::requeue(uint32_t i, clock::time_point now,
 
 void run_engine::start(std::string_view summary, bool resume) {
   auto now = now_ms();
+  // run.running first: on a resume it withdraws a stop the log holds (the
+  // user's new decision), so no crash leaves requeues behind a stop.
+  emit_run_status(run_status::running, summary);
   if (resume) {
     // Every task that did not complete runs again (interrupted attempts
     // included): at-least-once execution, one terminal state per task.
@@ -333,13 +342,16 @@ void run_engine::start(std::string_view summary, bool resume) {
       requeue(i, now, "Requeued by resume.");
     }
   }
-  begin(summary);
+  begin(summary, false);
 }
 
 void run_engine::start_recovered(std::string_view summary,
                                  uint64_t checkpoint_seq) {
   auto now = now_ms();
   auto from = seq_;
+  // The log asks for a stop: the dead owner was cancelling (or expiring) the
+  // run. Recovery finishes that stop, it never runs the tasks again.
+  bool stopping = loaded_stop_.requested();
   std::vector<uint32_t> interrupted;
   for (uint32_t i = 0; i < tasks_.size(); ++i) {
     auto& t = tasks_[i];
@@ -348,28 +360,50 @@ void run_engine::start_recovered(std::string_view summary,
     if (t.waiting) {
       ++waiting_;
       auto left = std::max<int64_t>(0, t.retry_due_ms - unix_ms(now));
-      retries_.emplace_back(i, static_cast<uint64_t>(left));
+      if (!stopping)
+        retries_.emplace_back(i, static_cast<uint64_t>(left));
       continue;
     }
     interrupted.push_back(i);
   }
-  emit("crew.run.resumed", no_task, "Recovered after the owning process died.",
+  emit("crew.run.resumed", no_task,
+       stopping ? std::string_view{"Recovered after the owning process died; "
+                                   "finishing its stop."}
+                : std::string_view{"Recovered after the owning process died."},
        fmt::format(R"({{"recoveredFromSeq":{},"resumableTasks":{},)"
-                   R"("checkpointSeq":{}}})",
-                   from, interrupted.size(), checkpoint_seq),
+                   R"("checkpointSeq":{}{}}})",
+                   from, stopping ? 0 : interrupted.size(), checkpoint_seq,
+                   stopping ? fmt::format(R"(,"stopSeq":{})", loaded_stop_.seq)
+                            : std::string{}),
        now);
   if (opts_.notes) {
     event_note n;
     n.kind = note_kind::run_resumed;
     notes_.push_back(n);
   }
+  if (stopping) {
+    // No run.running: a replay keeps the intent (only a resume withdraws
+    // it), so a crash of this recovery is recovered the same way.
+    cancelling_ = true;
+    expired_ = loaded_stop_.kind == stop_kind::expire;
+    stop_reason_ = loaded_stop_.reason;
+    stop_seq_ = loaded_stop_.seq;
+    adaptive_pending_ = false;
+    adaptive_done_ = true;
+    std::vector<uint32_t> none; // the orphaned workers were killed already
+    end_open_tasks(none, true);
+    releases_.clear();
+    maybe_finish();
+    return;
+  }
   for (auto i : interrupted)
     requeue(i, now, "Interrupted attempt requeued by recovery.");
-  begin(summary);
+  begin(summary, true);
 }
 
-void run_engine::begin(std::string_view summary) {
-  emit_run_status(run_status::running, summary);
+void run_engine::begin(std::string_view summary, bool announce) {
+  if (announce)
+    emit_run_status(run_status::running, summary);
   // A planner that completed before this start (resume, recovery) whose
   // tasks were never injected: loaded states are durable.
   if (opts_.adaptive_assess < tasks_.size() && !adaptive_done_
@@ -788,12 +822,16 @@ void run_engine::on_durable(uint64_t seq) {
   maybe_finish();
 }
 
-void run_engine::maybe_finish() {
+bool run_engine::awaiting_injection() const noexcept {
   // The planner completed: its tasks may follow once that is durable and
   // the owner read its output.
-  if (done() || adaptive_pending_
-      || (opts_.adaptive_assess < tasks_.size() && !adaptive_done_
-          && tasks_[opts_.adaptive_assess].status == task_status::completed))
+  return adaptive_pending_
+         || (opts_.adaptive_assess < tasks_.size() && !adaptive_done_
+             && tasks_[opts_.adaptive_assess].status == task_status::completed);
+}
+
+void run_engine::maybe_finish() {
+  if (done() || awaiting_injection())
     return;
   if (open_ > 0) {
     // Blocked: queued tasks remain, but nothing runs, nothing is ready and
@@ -823,41 +861,50 @@ void run_engine::maybe_finish() {
     emit_run_status(run_status::blocked, blocked_summary_.empty()
                                            ? std::string_view{"No ready queued task."}
                                            : std::string_view{blocked_summary_});
-  } else {
+  } else if (counts_[static_cast<int>(task_status::completed)] == tasks_.size()) {
     emit_run_status(run_status::completed, "Team workflow completed.");
+  } else if (auto n = counts_[static_cast<int>(task_status::cancelled)]; n > 0) {
+    // Only a log written before stops were recorded gets here (cancelled,
+    // then crashed): never `completed` while a task did not complete.
+    emit_run_status(run_status::cancelled,
+                    fmt::format("Not every task completed: {} cancelled.", n));
+  } else {
+    emit_run_status(
+      run_status::failed,
+      fmt::format("Not every task completed: {} skipped.",
+                  counts_[static_cast<int>(task_status::skipped)]));
   }
   final_seq_ = seq_;
 }
 
 std::vector<uint32_t> run_engine::cancel(std::string reason) {
+  return stop(stop_kind::cancel, std::move(reason));
+}
+
+std::vector<uint32_t> run_engine::expire(std::string reason) {
+  return stop(stop_kind::expire, std::move(reason));
+}
+
+std::vector<uint32_t> run_engine::stop(stop_kind kind, std::string reason) {
   std::vector<uint32_t> running;
   if (done() || cancelling_)
     return running;
+  // Every task ended: the run only waits for the last terminal event to be
+  // durable, and ends as its tasks say (all completed: completed). Nothing
+  // is left to stop, unless a planner's tasks are still to be injected.
+  if (open_ == 0 && !awaiting_injection())
+    return running;
   cancelling_ = true;
+  expired_ = kind == stop_kind::expire;
   stop_reason_ = std::move(reason);
+  // The intent first: the run actor kills no worker before it is durable,
+  // so a crash in the middle of the stop leaves a log that says so.
+  emit(stop_event_type(kind), no_task, stop_reason_, {}, now_ms());
+  stop_seq_ = seq_;
   ready_.clear();
   adaptive_pending_ = false; // no tasks join a cancelled run
   adaptive_done_ = true;
-  auto now = now_ms();
-  for (uint32_t i = 0; i < tasks_.size(); ++i) {
-    auto& t = tasks_[i];
-    if (t.status == task_status::queued) {
-      finish_task(i, expired_ ? task_status::skipped : task_status::cancelled,
-                  stop_reason_, {}, now);
-    } else if (t.status == task_status::running && (t.waiting || t.retry_ready)) {
-      // Between attempts: no process to stop, the task ends now.
-      if (t.waiting)
-        --waiting_;
-      t.waiting = t.retry_ready = false;
-      t.retry_due_ms = 0;
-      ++running_; // finish_task releases the slot of a running task
-      finish_task(i, expired_ ? task_status::failed : task_status::cancelled,
-                  stop_reason_, {}, now);
-    } else if (t.status == task_status::running) {
-      t.cancel_requested = true;
-      running.push_back(i);
-    }
-  }
+  end_open_tasks(running, false);
   // Queued tasks need no release: nothing depends on a cancelled task any
   // more. Only running attempts keep the run open.
   releases_.clear();
@@ -865,11 +912,30 @@ std::vector<uint32_t> run_engine::cancel(std::string reason) {
   return running;
 }
 
-std::vector<uint32_t> run_engine::expire(std::string reason) {
-  if (done() || cancelling_)
-    return {};
-  expired_ = true;
-  return cancel(std::move(reason));
+void run_engine::end_open_tasks(std::vector<uint32_t>& to_kill,
+                                bool interrupted) {
+  auto now = now_ms();
+  auto ended = expired_ ? task_status::failed : task_status::cancelled;
+  for (uint32_t i = 0; i < tasks_.size(); ++i) {
+    auto& t = tasks_[i];
+    if (t.status == task_status::queued) {
+      finish_task(i, expired_ ? task_status::skipped : task_status::cancelled,
+                  stop_reason_, {}, now);
+    } else if (t.status == task_status::running
+               && (interrupted || t.waiting || t.retry_ready)) {
+      // Between attempts, or cut off by a crash (recovery killed its
+      // orphaned worker): no process to stop, the task ends now.
+      if (t.waiting)
+        --waiting_;
+      t.waiting = t.retry_ready = false;
+      t.retry_due_ms = 0;
+      ++running_; // finish_task releases the slot of a running task
+      finish_task(i, ended, stop_reason_, {}, now);
+    } else if (t.status == task_status::running) {
+      t.cancel_requested = true;
+      to_kill.push_back(i);
+    }
+  }
 }
 
 std::string_view run_engine::error_of(uint32_t index) const {

@@ -81,7 +81,8 @@ public:
   run_checkpoint checkpoint() const;
 
   /// Emits run.running and, when resuming, task.requeued for every task that
-  /// is not completed. Computes the initial ready set.
+  /// is not completed (a resume is the user's decision: it withdraws a stop
+  /// the log holds). Computes the initial ready set.
   void start(std::string_view summary, bool resume);
 
   /// Crash recovery: like a resume, but only the interrupted attempts (tasks
@@ -89,6 +90,11 @@ public:
   /// Emits `crew.run.resumed {recoveredFromSeq, resumableTasks,
   /// checkpointSeq}` first (`checkpoint_seq`: the checkpoint.bin the state
   /// was loaded from, 0 after a full replay).
+  ///
+  /// A loaded state whose log holds a stop intent (`run_checkpoint::stop`)
+  /// finishes that stop instead: nothing is requeued or dispatched, every
+  /// task not ended ends now (`cancelled`; for an expiry `failed`, queued
+  /// ones `skipped`) and so does the run, without another `run.running`.
   void start_recovered(std::string_view summary, uint64_t checkpoint_seq = 0);
 
   /// Appends the tasks to start now (bounded by free slots and the un-synced
@@ -103,13 +109,29 @@ public:
   /// detect blocked runs and emit the final run event when all is done.
   void on_durable(uint64_t seq);
 
-  /// Cancels the run: queued tasks become cancelled at once, running ones
-  /// when their attempt ends. Returns the running task indices to kill.
+  /// Cancels the run: emits the intent `crew.run.cancel_requested` first
+  /// (kill nothing before it is durable, see `stop_seq`), then queued tasks
+  /// become cancelled at once, running ones when their attempt ends.
+  /// Returns the running task indices to kill. A run whose tasks all ended
+  /// (it only waits for the last terminal event to be durable) ignores it:
+  /// it ends as its tasks say, `completed` when they all completed.
   std::vector<uint32_t> cancel(std::string reason);
 
-  /// Like cancel, for limits.maxRunMinutes: running tasks end failed and the
-  /// run ends failed.
+  /// Like cancel, for limits.maxRunMinutes (intent `crew.run.expired`):
+  /// running tasks end failed, queued ones skipped, and the run ends failed.
   std::vector<uint32_t> expire(std::string reason);
+
+  /// Seq of the stop intent event (0: none). Its workers may be killed once
+  /// it is durable (`durable_seq() >= stop_seq()`): a crash from then on
+  /// leaves a log that recovery finishes the stop from.
+  uint64_t stop_seq() const noexcept {
+    return stop_seq_;
+  }
+
+  /// The run is stopping (cancel or expiry): it only finishes.
+  bool stopping() const noexcept {
+    return cancelling_;
+  }
 
   /// Deadletters task `index` by hand (reason `manual`): a queued or waiting
   /// task fails now, a running one when its attempt ends (returned: kill
@@ -250,11 +272,15 @@ private:
                    uint64_t duration_ms = 0);
   void make_ready(uint32_t index, int64_t now_ns);
   void requeue(uint32_t index, clock::time_point now, std::string_view message);
-  void begin(std::string_view summary);
+  /// Computes the ready set; `announce`: emits run.running first.
+  void begin(std::string_view summary, bool announce);
   uint32_t max_attempts_of(uint32_t index) const;
   void deadletter(uint32_t index, std::string_view reason,
                   std::string_view last_error, clock::time_point now);
   void skip_dependents(uint32_t failed_index);
+  std::vector<uint32_t> stop(stop_kind kind, std::string reason);
+  void end_open_tasks(std::vector<uint32_t>& to_kill, bool interrupted);
+  bool awaiting_injection() const noexcept;
   void maybe_finish();
   void index_dependents();
 
@@ -311,6 +337,8 @@ private:
   std::string first_failed_;
   bool cancelling_ = false;
   bool expired_ = false;
+  uint64_t stop_seq_ = 0;  ///< seq of the stop intent, 0: none
+  run_stop loaded_stop_;   ///< the intent of a loaded log (recovery honours it)
   bool blocked_ = false;
   std::string blocked_summary_; ///< empty: "No ready queued task."
   bool adaptive_pending_ = false;

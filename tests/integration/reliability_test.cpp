@@ -316,3 +316,55 @@ TEST_CASE("reliability: verify reports a log damaged in the middle with exit 1")
   CHECK(v.out.find("events.jsonl:3") != std::string::npos);
   CHECK(p.crew({"verify", "unknown_run"}).code == 2);
 }
+
+TEST_CASE("reliability: a crash in the middle of a cancel is recovered as a "
+          "cancel, and a resume afterwards runs the tasks again") {
+  project p;
+  // The worker ignores SIGTERM: crew sits in the kill grace when it dies.
+  p.agent("a", "cat >/dev/null; trap '' TERM; echo $$ > w.pid; "
+               "[ -f fast ] && { echo ok; exit 0; }; exec sleep 30");
+  p.team("t", {{"w", "a"}}, "wf");
+  p.workflow("wf", {{"a", "w", ""}, {"b", "w", "a"}, {"c", "w", "b"}});
+  std::string id;
+  int worker = 0;
+  {
+    spawned_crew proc{p, {"run", "--team", "t", "--goal", "g", "--json"}};
+    p.track(proc.pid);
+    REQUIRE(wait_until([&] {
+      return read_pid(p.path("w.pid")) > 0 && p.worker_recorded();
+    }, 8000ms));
+    worker = read_pid(p.path("w.pid"));
+    p.track(worker);
+    id = fs::directory_iterator(p.root / ".crew" / "state" / "runs")
+           ->path().filename().string();
+    ::kill(proc.pid, SIGINT); // Ctrl-C: cancel
+    // The intent is in the log before the worker gets its SIGTERM.
+    REQUIRE(wait_until([&] {
+      return read_text(p.events_file(id)).find("\"crew.run.cancel_requested\"")
+             != std::string::npos;
+    }, 8000ms));
+    ::kill(proc.pid, SIGKILL);
+    REQUIRE(proc.wait(5000ms) == -1); // killed inside the 3 s kill grace
+  }
+  CHECK(crew::process_alive(worker)); // orphaned, still running
+  auto r = p.crew({"recover", "--apply", id, "--json"});
+  CHECK_MESSAGE(r.code == 1, r); // the run did not complete
+  CHECK(r.last_json()[0]["status"] == "cancelled");
+  CHECK(wait_until([&] { return !crew::process_alive(worker); }, 3000ms));
+  auto st = p.status(id);
+  CHECK(st["manifest"]["status"] == "cancelled");
+  for (auto step : {"a", "b", "c"})
+    CHECK(task_of(st, step)["status"] == "cancelled");
+  auto evs = p.events(id);
+  CHECK(count_type(evs, "task.started") == 1); // `a` never ran again
+  CHECK(count_type(evs, "task.requeued") == 0);
+  CHECK(count_type(evs, "crew.run.resumed") == 1);
+  CHECK(p.crew({"verify", id}).code == 0);
+
+  // `crew resume` is the user's new decision: it runs what did not complete.
+  p.write("fast", "");
+  auto again = p.crew({"resume", id, "--json"});
+  CHECK_MESSAGE(again.code == 0, again);
+  CHECK(again.last_json()["status"] == "completed");
+  CHECK(p.crew({"verify", id}).code == 0);
+}

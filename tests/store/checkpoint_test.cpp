@@ -348,3 +348,23 @@ TEST_CASE("checkpoint: a tail with adaptive.plan_injected reports a changed "
   REQUIRE_EQ(broken.violations.size(), 1u);
   CHECK(broken.violations[0].find("adaptive.plan_injected") != std::string::npos);
 }
+
+TEST_CASE("checkpoint: the stop intent survives the binary file") {
+  test::temp_dir tmp;
+  run_checkpoint ck;
+  ck.seq = 12;
+  ck.status = run_status::running;
+  ck.stop = {stop_kind::expire, "Run exceeded limits.maxRunMinutes (1 min).", 9};
+  ck.tasks.resize(2);
+  write_file_atomic(tmp.path / "checkpoint.bin", checkpoint_bin(ck));
+  auto back = read_checkpoint(tmp.path / "checkpoint.bin");
+  REQUIRE(back);
+  CHECK(back->stop.kind == stop_kind::expire);
+  CHECK_EQ(back->stop.reason, ck.stop.reason);
+  CHECK_EQ(back->stop.seq, 9u);
+  ck.stop = {};
+  write_file_atomic(tmp.path / "checkpoint.bin", checkpoint_bin(ck));
+  back = read_checkpoint(tmp.path / "checkpoint.bin");
+  REQUIRE(back);
+  CHECK_FALSE(back->stop.requested());
+}

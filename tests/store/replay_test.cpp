@@ -231,3 +231,35 @@ TEST_CASE("replay: exit codes are read from any data layout") {
   CHECK_EQ(st.tasks[1].exit_code, -2);
   CHECK_FALSE(st.tasks[2].has_exit_code);
 }
+
+TEST_CASE("replay: a cancel or expiry intent holds until run.running "
+          "withdraws it") {
+  test::temp_dir tmp;
+  auto log = tmp.path / "events.jsonl";
+  auto plan = three_tasks();
+  script s;
+  s.add(1, "run.created").add(2, "run.running", {}, "go");
+  s.add(3, "task.started", "01_a", {}, R"({"attempt":1})");
+  s.write(log);
+  CHECK_FALSE(replay_log(log, plan).stop.requested());
+  s.add(4, "crew.run.cancel_requested", {}, "Run cancelled by user request.");
+  s.add(5, "task.cancelled", "03_c", "Run cancelled by user request.");
+  s.write(log);
+  auto rs = replay_log(log, plan);
+  CHECK(rs.stop.kind == stop_kind::cancel);
+  CHECK_EQ(rs.stop.reason, "Run cancelled by user request.");
+  CHECK_EQ(rs.stop.seq, 4u);
+  CHECK(rs.status == run_status::running); // the stop is not finished yet
+  s.add(6, "crew.run.resumed").add(7, "task.cancelled", "01_a", "x");
+  s.add(8, "run.cancelled", {}, "x");
+  s.write(log);
+  CHECK_EQ(replay_log(log, plan).stop.seq, 4u); // recovery keeps it
+  s.add(9, "task.requeued", "01_a").add(10, "run.running", {}, "Resuming.");
+  s.write(log);
+  CHECK_FALSE(replay_log(log, plan).stop.requested()); // a resume withdraws it
+  s.add(11, "crew.run.expired", {}, "Run exceeded limits.maxRunMinutes (1 min).");
+  s.write(log);
+  rs = replay_log(log, plan);
+  CHECK(rs.stop.kind == stop_kind::expire);
+  CHECK_EQ(rs.stop.seq, 11u);
+}

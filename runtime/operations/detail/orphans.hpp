@@ -5,8 +5,12 @@
 // addressed to it.
 
 #include <csignal>
+#include <cstdint>
+#include <string_view>
 
+#include "runtime/operations/detail/run_files.hpp"
 #include "runtime/workers/process.hpp"
+#include "store/event_log.hpp"
 #include "store/model.hpp"
 #include "store/paths.hpp"
 
@@ -25,6 +29,22 @@ void kill_orphaned_workers(const Tasks& tasks) {
         && process_start_time(t.worker_pid) == t.worker_start)
       kill_process_group(t.worker_pid, SIGKILL);
   }
+}
+
+/// An offline cancel of an interrupted run: records its intent durably
+/// (`crew.run.cancel_requested`), then kills the orphaned workers, so a
+/// crash in between leaves a log that recovery finishes the cancel from.
+/// Returns the intent's seq.
+template <class Tasks>
+uint64_t cancel_orphaned_workers(event_log_writer& log, std::string_view run_id,
+                                 std::string_view reason, const Tasks& tasks) {
+  auto seq = log.last_seq() + 1;
+  log.append(event_line(stop_event_type(stop_kind::cancel), run_id, {}, reason,
+                        {}, seq),
+             seq);
+  log.sync();
+  kill_orphaned_workers(tasks);
+  return seq;
 }
 
 /// Requests left for a previous owner (it ended or died before reading
