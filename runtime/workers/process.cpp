@@ -1,6 +1,7 @@
 #include "runtime/workers/process.hpp"
 
 #include "runtime/workers/detail/spawn_util.hpp"
+#include "store/utf8.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -135,7 +136,7 @@ struct output_stream {
         if (keep_tail) {
           tail.append(buf, static_cast<size_t>(n));
           if (tail.size() > 2 * stderr_tail_max)
-            tail.erase(0, tail.size() - stderr_tail_max);
+            tail.erase(0, utf8_suffix_start(tail, stderr_tail_max));
         }
         if (sink != nullptr && *sink)
           (*sink)(std::string_view{buf, static_cast<size_t>(n)});
@@ -618,9 +619,9 @@ process_outcome run_process(const process_spec& spec,
   result.duration_ms = elapsed_ms(started);
   result.stdout_bytes = out.bytes;
   result.stderr_bytes = err.bytes;
-  if (err.tail.size() > stderr_tail_max)
-    err.tail.erase(0, err.tail.size() - stderr_tail_max);
-  result.stderr_tail = std::move(err.tail);
+  // Text for an error message and so for an event: whole characters only.
+  err.tail.erase(0, utf8_suffix_start(err.tail, stderr_tail_max));
+  result.stderr_tail = valid_utf8(err.tail);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
