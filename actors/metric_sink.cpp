@@ -207,7 +207,8 @@ void write_metrics_jsonl(const std::string& dir, uint32_t retention_days,
   nlohmann::json line{{"exportedAt", now},
                       {"snapshots", redact(metrics_json(families))}};
   std::ofstream out{fs::path{dir} / (now.substr(0, 10) + ".jsonl"), std::ios::app};
-  out << line.dump() << '\n';
+  out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+      << '\n';
   if (!out)
     throw std::runtime_error("cannot write metric snapshot in " + dir);
 }

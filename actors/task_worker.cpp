@@ -10,6 +10,7 @@
 #include "runtime/workers/pi/pi_worker.hpp"
 #include "runtime/workers/process.hpp"
 #include "store/atomic_file.hpp"
+#include "store/utf8.hpp"
 
 namespace crew {
 
@@ -160,6 +161,8 @@ void task_worker(caf::blocking_actor* self, run_actor owner, task_attempt job,
     res.ok = false;
     res.error = std::string{"worker error: "} + e.what();
   }
+  // Worker text (stderr, pi's messages, paths in exceptions) goes into events.
+  res.error = valid_utf8(res.error);
   self->send(owner, result_atom_v, std::vector<attempt_result>{std::move(res)});
 }
 

@@ -274,12 +274,20 @@ workflow_def parse_workflow(std::string_view content, std::string path,
         step.verify = value == "true";
       } else if (key == "task") {
         task_key = std::string{value};
+        step.task_line = fm.body_line + i;
       }
       // skills, progress, worktree and unknown keys: metadata only
     }
     step.task = join_lines(lines, i, last);
-    if (step.task.empty())
+    if (step.task.empty()) {
       step.task = task_key.empty() ? std::string{"{goal}"} : task_key;
+      if (task_key.empty())
+        step.task_line = step.line;
+    } else {
+      while (trim(lines[i]).empty()) // join_lines trimmed the blank lines
+        ++i;
+      step.task_line = fm.body_line + i;
+    }
     if (step.role.empty())
       step.role = step.id;
     result.steps.push_back(std::move(step));

@@ -71,6 +71,7 @@ struct workflow_step {
   bool verify = false;
   bool output_disabled = false; ///< `output: false`
   size_t line = 0; ///< line of the `## id` heading
+  size_t task_line = 0; ///< line where `task` starts (its `task:` line if set so)
 };
 
 /// A workflow definition (`workflows/*.workflow.md`, inventory §3.4).

@@ -17,6 +17,7 @@
 #include "store/clock.hpp"
 #include "store/detail/event_scan.hpp"
 #include "store/json_writer.hpp"
+#include "store/utf8.hpp"
 
 namespace crew {
 
@@ -41,7 +42,8 @@ void append_event_line(std::string& out, const event_fields& ev) {
   }
   if (!ev.data_json.empty()) {
     out.append(R"(,"data":)");
-    out.append(ev.data_json);
+    // Built from worker reports too: a stray byte must not cost the log.
+    append_valid_utf8(out, ev.data_json);
   }
   out.append(R"(,"metadata":{"seq":)");
   char num[24];

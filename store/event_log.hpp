@@ -32,8 +32,9 @@ struct event_fields {
 /// order: `{"time":…,"type":…,"runId":…,"taskId":…,"message":…,"data":…,
 /// "metadata":{"seq":N,"provenance":"team_runner","traceId":…,"spanId":…,
 /// "parentSpanId":…}}`. The hot path: it
-/// allocates nothing beyond growing `out`. `data_json` is copied verbatim and
-/// must be valid JSON.
+/// allocates nothing beyond growing `out`. `data_json` must be valid JSON; it
+/// is copied verbatim, but for ill-formed UTF-8, which becomes U+FFFD, so the
+/// line is valid UTF-8 whatever the strings held.
 void append_event_line(std::string& out, const event_fields& ev);
 
 // -- durability policy --------------------------------------------------------

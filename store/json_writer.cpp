@@ -3,17 +3,24 @@
 #include <array>
 #include <cstdint>
 
+#include "store/utf8.hpp"
+
 namespace crew {
 
 namespace {
 
-// 1 for bytes that need an escape sequence, 0 for bytes copied as they are.
-constexpr std::array<uint8_t, 256> needs_escape = [] {
+// What a byte needs: nothing (copied as it is), an escape sequence, or a
+// UTF-8 check (every byte above 0x7F).
+enum : uint8_t { plain = 0, escape = 1, non_ascii = 2 };
+
+constexpr std::array<uint8_t, 256> byte_class = [] {
   std::array<uint8_t, 256> t{};
   for (int i = 0; i < 0x20; ++i)
-    t[i] = 1;
-  t['"'] = 1;
-  t['\\'] = 1;
+    t[i] = escape;
+  t['"'] = escape;
+  t['\\'] = escape;
+  for (int i = 0x80; i < 0x100; ++i)
+    t[i] = non_ascii;
   return t;
 }();
 
@@ -56,11 +63,23 @@ void append_json_string(std::string& out, std::string_view s) {
   const char* last = first + s.size();
   const char* run = first;
   for (const char* i = first; i != last; ++i) {
-    if (needs_escape[static_cast<unsigned char>(*i)]) {
+    auto c = static_cast<unsigned char>(*i);
+    if (byte_class[c] == plain)
+      continue;
+    if (byte_class[c] == escape) {
       out.append(run, static_cast<size_t>(i - run));
-      append_escape(out, static_cast<unsigned char>(*i));
+      append_escape(out, c);
       run = i + 1;
+      continue;
     }
+    auto n = utf8_char_length(i, last);
+    if (n < 0) { // ill-formed: one U+FFFD for the maximal subpart
+      out.append(run, static_cast<size_t>(i - run));
+      out.append(utf8_replacement);
+      n = -n;
+      run = i + n;
+    }
+    i += n - 1;
   }
   out.append(run, static_cast<size_t>(last - run));
   out.push_back('"');

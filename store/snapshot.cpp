@@ -173,7 +173,9 @@ std::string manifest_json(const run_manifest& m) {
     j["runtime"] = m.runtime_mode;
   if (m.owner_pid != 0)
     j["owner"] = ojson{{"pid", m.owner_pid}, {"startTime", m.owner_start}};
-  auto out = j.dump(2);
+  // Team and workflow names come from resource files: a stray byte in one
+  // must not stop the manifest from being written after the plan was.
+  auto out = j.dump(2, ' ', false, ojson::error_handler_t::replace);
   out.push_back('\n');
   return out;
 }

@@ -211,6 +211,9 @@ int cmd_list(const common_opts& o) {
 int cmd_validate(const common_opts& o) {
   auto ctx = crew::load_project(o.cwd, {});
   auto issues = crew::validate_resources(ctx.resources);
+  for (auto& [name, wf] : ctx.resources.workflows) // text a run could not write
+    for (auto& issue : crew::step_text_issues(wf))
+      issues.push_back(std::move(issue));
   size_t errors = 0;
   json arr = json::array();
   for (auto& i : issues) {

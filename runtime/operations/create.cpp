@@ -17,6 +17,7 @@
 #include "store/clock.hpp"
 #include "store/json_writer.hpp"
 #include "store/paths.hpp"
+#include "store/utf8.hpp"
 
 namespace fs = std::filesystem;
 
@@ -69,6 +70,8 @@ planned_run plan_run(const project_context& ctx, std::string_view team_name,
       errors += (errors.empty() ? "" : "\n")
                 + fmt::format("{}: role '{}': unknown agent '{}'", team->path,
                               role.name, role.agent);
+  for (auto& issue : step_text_issues(pr.workflow)) // before any file holds it
+    errors += (errors.empty() ? "" : "\n") + issue.to_string();
   if (!errors.empty())
     throw input_error(errors);
   if (pr.workflow.steps.empty())
@@ -89,6 +92,9 @@ run_setup_ptr prepare_run(const project_context& ctx, const planned_run& pr,
                           const std::string& goal) {
   if (goal.empty())
     throw input_error("--goal: must not be empty");
+  if (auto bad = find_invalid_utf8(goal); bad != std::string::npos)
+    throw input_error(fmt::format("--goal: not valid UTF-8 (byte 0x{:02X} at offset {})",
+                                  static_cast<unsigned char>(goal[bad]), bad));
   auto setup = std::make_shared<run_setup>();
   auto now = std::chrono::system_clock::now();
   auto run_id = new_run_id(now);

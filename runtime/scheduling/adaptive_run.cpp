@@ -15,8 +15,14 @@ namespace {
 
 using json = nlohmann::json;
 
+// Event data holds a planner's text: ill-formed UTF-8 becomes U+FFFD instead
+// of throwing type_error.316.
+std::string dump_event_data(const json& data) {
+  return data.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string reason_data(std::string_view task_id, std::string_view reason) {
-  return json{{"taskId", task_id}, {"reason", reason}}.dump();
+  return dump_event_data(json{{"taskId", task_id}, {"reason", reason}});
 }
 
 /// The `adaptive.plan_injected` data: pi-crew's phase summary plus the
@@ -42,7 +48,7 @@ std::string injected_data(const adaptive_plan& plan,
                        {"model", t.model},
                        {"task", t.task},
                        {"dependsOn", t.depends_on}});
-  return json{{"phases", phases}, {"tasks", entries}}.dump();
+  return dump_event_data(json{{"phases", phases}, {"tasks", entries}});
 }
 
 } // namespace
@@ -103,7 +109,7 @@ adaptive_injection prepare_adaptive_injection(const run_setup& setup,
       {"adaptive.plan_repaired",
        fmt::format("Adaptive plan of '{}' repaired ({} tasks).", assess.id,
                    parsed.plan.task_count()),
-       data.dump()});
+       dump_event_data(data)});
     out.repair_json = adaptive_repair_json(parsed);
   }
   std::vector<planned_task> tasks;

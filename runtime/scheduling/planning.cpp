@@ -1,8 +1,11 @@
 #include "runtime/scheduling/planning.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "store/snapshot.hpp"
+#include "store/utf8.hpp"
 
 namespace crew {
 
@@ -50,6 +53,35 @@ std::vector<planned_task> build_plan(const team_def& team,
   }
   resolve_deps(plan, workflow.path);
   return plan;
+}
+
+std::vector<validation_issue> step_text_issues(const workflow_def& workflow) {
+  std::vector<validation_issue> out;
+  for (auto& step : workflow.steps) {
+    auto check = [&](std::string_view field, std::string_view text, size_t line) {
+      auto bad = find_invalid_utf8(text);
+      if (bad == std::string_view::npos)
+        return;
+      if (line != 0) // the line of the bad byte in a multi-line task
+        line += static_cast<size_t>(std::count(text.begin(), text.begin() + bad, '\n'));
+      out.push_back({true, workflow.path, line,
+                     fmt::format("step '{}'", valid_utf8(step.id)),
+                     fmt::format("{} is not valid UTF-8 (byte 0x{:02X})", field,
+                                 static_cast<unsigned char>(text[bad]))});
+    };
+    check("id", step.id, step.line);
+    if (step.role != step.id) // the default role is the id: said once
+      check("role", step.role, step.line);
+    check("task", step.task, step.task_line);
+    check("model", step.model, step.line);
+    check("output", step.output, step.line);
+    check("parallelGroup", step.parallel_group, step.line);
+    for (auto& dep : step.depends_on)
+      check("dependsOn", dep, step.line);
+    for (auto& name : step.reads)
+      check("reads", name, step.line);
+  }
+  return out;
 }
 
 bool from_string(std::string_view str, graph_shape& x) noexcept {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/resources.hpp"
+#include "config/validate.hpp"
 #include "store/model.hpp"
 
 namespace crew {
@@ -20,6 +21,13 @@ std::string normalize_step_id(std::string_view step_id);
 /// resolved to indices. The workflow must already be validated for the team.
 std::vector<planned_task> build_plan(const team_def& team,
                                      const workflow_def& workflow);
+
+/// The step text of `workflow` that is not valid UTF-8, one error per field
+/// (`id`, `role`, `task`, `model`, `output`, `parallelGroup`, `dependsOn`,
+/// `reads`) with the workflow file and line (the task's own line for `task`).
+/// Such text cannot go into the plan and the log as it is, so it is an input
+/// error before a run is created.
+std::vector<validation_issue> step_text_issues(const workflow_def& workflow);
 
 /// Shapes of synthetic graphs for load tests.
 enum class graph_shape : uint8_t {

@@ -1,6 +1,7 @@
 #include "runtime/workers/process.hpp"
 
 #include "runtime/workers/detail/spawn_util.hpp"
+#include "store/utf8.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -134,7 +135,7 @@ struct output_stream {
         if (keep_tail) {
           tail.append(buf, static_cast<size_t>(n));
           if (tail.size() > 2 * stderr_tail_max)
-            tail.erase(0, tail.size() - stderr_tail_max);
+            tail.erase(0, utf8_suffix_start(tail, stderr_tail_max));
         }
         if (sink != nullptr && *sink)
           (*sink)(std::string_view{buf, static_cast<size_t>(n)});
@@ -576,9 +577,9 @@ void describe_outcome(const process_spec& spec, int status,
   result.stdout_bytes = io.out.bytes;
   result.stderr_bytes = io.err.bytes;
   auto& tail = io.err.tail;
-  if (tail.size() > stderr_tail_max)
-    tail.erase(0, tail.size() - stderr_tail_max);
-  result.stderr_tail = std::move(tail);
+  // Text for an error message and so for an event: whole characters only.
+  tail.erase(0, utf8_suffix_start(tail, stderr_tail_max));
+  result.stderr_tail = valid_utf8(tail);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

@@ -62,7 +62,9 @@ struct process_outcome {
   /// (SIGKILL)", "timed out after 500 ms", "no output for 500 ms (response
   /// watchdog)", "cancelled", "spawn failed: ...".
   std::string error;
-  std::string stderr_tail; ///< the last <= 2 KiB of stderr
+  /// The last <= 2 KiB of stderr, cut on a character boundary, ill-formed
+  /// UTF-8 replaced by U+FFFD.
+  std::string stderr_tail;
   uint64_t stdout_bytes = 0;
   uint64_t stderr_bytes = 0;
   uint64_t duration_ms = 0; ///< from spawn until the pipes are closed

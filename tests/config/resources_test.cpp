@@ -202,6 +202,7 @@ TEST_CASE("workflow: config lines precede the task text of a step") {
   CHECK_EQ(a.reads, std::vector<std::string>{"notes.md", "plan.md"});
   CHECK_EQ(a.task, "Look around for {goal}.\nNote: this line is task text, not config.");
   CHECK_EQ(a.line, 6u);
+  CHECK_EQ(a.task_line, 11u); // after the config lines and a blank one
   auto& b = w.steps[1];
   CHECK_EQ(b.role, "b");
   CHECK_EQ(b.depends_on, std::vector<std::string>{"a"});
@@ -210,6 +211,7 @@ TEST_CASE("workflow: config lines precede the task text of a step") {
   CHECK(b.verify);
   CHECK_EQ(b.task, "Do it.");
   CHECK_EQ(b.line, 14u);
+  CHECK_EQ(b.task_line, 19u);
 }
 
 TEST_CASE("workflow: a step without text defaults to the task key, else {goal}") {
@@ -218,6 +220,8 @@ TEST_CASE("workflow: a step without text defaults to the task key, else {goal}")
   REQUIRE_EQ(w.steps.size(), 2u);
   CHECK_EQ(w.steps[0].task, "summarize {goal}");
   CHECK_EQ(w.steps[1].task, "{goal}");
+  CHECK_EQ(w.steps[0].task_line, 2u); // the task: line
+  CHECK_EQ(w.steps[1].task_line, 4u); // the heading
   CHECK_EQ(w.name, "w");
 }
 

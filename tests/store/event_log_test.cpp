@@ -53,6 +53,35 @@ TEST_CASE("event_log: formats a line in pi-crew's key order") {
                 "\n");
 }
 
+TEST_CASE("event_log: worker bytes that are not UTF-8 keep the log readable") {
+  // M7: a failing worker's stderr tail, cut inside a € or in Latin-1, went
+  // into a message verbatim and simdjson refused the line for good.
+  test::temp_dir tmp;
+  auto path = tmp.path / "events.jsonl";
+  std::string cut_euro = "\x82\xAC\xE2\x82\xAC tail \xE2\x82";
+  std::string out;
+  append_event_line(out, event_fields{"task.failed", "team_1", "01_a",
+                                      "exit 1: " + cut_euro,
+                                      "{\"note\":\"caf\xE9\"}", 1, t0()});
+  append_event_line(out, event_fields{"run.failed", "team_1", {}, {}, {}, 2, t0()});
+  CHECK_NE(out.find("\"message\":\"exit 1: \xEF\xBF\xBD\xEF\xBF\xBD\xE2\x82\xAC tail "
+                    "\xEF\xBF\xBD\""),
+           std::string::npos);
+  CHECK_NE(out.find("\"data\":{\"note\":\"caf\xEF\xBF\xBD\"}"),
+           std::string::npos);
+  write_raw(path, out);
+  std::vector<std::string> messages;
+  auto report = for_each_event(path, [&](const event_view& ev) {
+    messages.emplace_back(ev.message);
+  });
+  CHECK_EQ(report.events, 2u);
+  REQUIRE_EQ(messages.size(), 2u);
+  CHECK_EQ(messages[0], "exit 1: \xEF\xBF\xBD\xEF\xBF\xBD\xE2\x82\xAC tail \xEF\xBF\xBD");
+  auto w = event_log_writer::open(path);
+  CHECK_FALSE(w.repair().repaired);
+  CHECK_EQ(w.last_seq(), 2u);
+}
+
 TEST_CASE("event_log: fsync policy names round trip") {
   for (auto p :
        {fsync_policy::none, fsync_policy::batch, fsync_policy::always}) {

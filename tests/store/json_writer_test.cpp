@@ -29,3 +29,18 @@ TEST_CASE("json_writer: appends to existing content") {
   append_json_string(out, "a\"b");
   CHECK_EQ(out, R"(x="a\"b")");
 }
+
+TEST_CASE("json_writer: replaces ill-formed UTF-8 with U+FFFD") {
+  // a worker's Latin-1, stray and cut bytes must not reach the log as they are
+  CHECK_EQ(json_string("caf\xE9"), "\"caf\xEF\xBF\xBD\"");
+  CHECK_EQ(json_string("\xFF\xFE"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  // a € cut in half at either end, between escapes
+  CHECK_EQ(json_string("\x82\xAC\n\xE2\x82"),
+           "\"\xEF\xBF\xBD\xEF\xBF\xBD\\n\xEF\xBF\xBD\"");
+  // overlong '"' and a surrogate: replaced, not decoded
+  CHECK_EQ(json_string("\xC0\xA2"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  CHECK_EQ(json_string("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  // well-formed neighbours are kept
+  CHECK_EQ(json_string("\xE2\x82\xAC\xE2\x82\xE2\x82\xAC"),
+           "\"\xE2\x82\xAC\xEF\xBF\xBD\xE2\x82\xAC\"");
+}

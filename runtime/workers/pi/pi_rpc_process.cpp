@@ -19,6 +19,7 @@
 #include "runtime/workers/pi/model_routing.hpp" // with_thinking
 #include "runtime/workers/process.hpp"          // kill_process_group
 #include "store/atomic_file.hpp"                // write_all
+#include "store/utf8.hpp"                       // utf8_suffix_start
 
 namespace crew {
 
@@ -328,7 +329,7 @@ std::string read_from(int fd, off_t from, size_t limit) {
   auto end = file_size(fd);
   if (end <= from)
     return {};
-  auto start = std::max<off_t>(from, end - static_cast<off_t>(limit));
+  auto start = std::max<off_t>(from, end - static_cast<off_t>(limit + 3));
   std::string out(static_cast<size_t>(end - start), '\0');
   size_t got = 0;
   while (got < out.size()) {
@@ -341,7 +342,11 @@ std::string read_from(int fd, off_t from, size_t limit) {
     got += static_cast<size_t>(n);
   }
   out.resize(got);
-  if (start > from)
+  // The last `limit` bytes from the start of a character: the 3 more read
+  // are the rest of one cut at the limit.
+  auto cut = utf8_suffix_start(out, limit);
+  out.erase(0, cut);
+  if (cut > 0)
     out = "[crew: stderr truncated to the last " + std::to_string(limit / 1024)
           + " KiB]\n" + out;
   return out;

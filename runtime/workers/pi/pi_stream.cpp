@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/utf8.hpp"
+
 namespace crew {
 
 namespace {
@@ -35,25 +37,6 @@ std::string_view trim(std::string_view s) {
     return {};
   auto last = s.find_last_not_of(whitespace);
   return s.substr(first, last - first + 1);
-}
-
-// Largest prefix length <= n that does not split a UTF-8 sequence.
-size_t utf8_prefix(std::string_view s, size_t n) {
-  if (n >= s.size())
-    return s.size();
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
-    --n;
-  return n;
-}
-
-// Start of the suffix of at most n bytes that does not split a UTF-8 sequence.
-size_t utf8_suffix_start(std::string_view s, size_t n) {
-  if (n >= s.size())
-    return 0;
-  auto pos = s.size() - n;
-  while (pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80)
-    ++pos;
-  return pos;
 }
 
 std::string compact_string(std::string_view s, size_t max_chars) {
@@ -297,9 +280,10 @@ const json* last_assistant(const json& event) {
   return nullptr;
 }
 
+// The error text of a failure: the worker's bytes, made valid UTF-8.
 std::string stderr_tail(std::string_view text) {
   auto trimmed = trim(text);
-  return std::string{trim(trimmed.substr(utf8_suffix_start(trimmed, max_stderr_tail)))};
+  return valid_utf8(trim(trimmed.substr(utf8_suffix_start(trimmed, max_stderr_tail))));
 }
 
 } // namespace

@@ -21,6 +21,7 @@
 #include "runtime/workers/process.hpp"
 #include "store/atomic_file.hpp"
 #include "store/clock.hpp"
+#include "store/utf8.hpp"
 
 namespace crew {
 
@@ -66,14 +67,16 @@ json usage_json(const pi_usage& u) {
               {"turns", u.turns}};
 }
 
-/// The last line of `text` that is not blank.
+/// The last line of `text` that is not blank, at most its last 2 KiB, as
+/// valid UTF-8: text for an error message and so for an event.
 std::string last_line(std::string_view text) {
   while (!text.empty()
          && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '
              || text.back() == '\t'))
     text.remove_suffix(1);
   auto nl = text.rfind('\n');
-  return std::string{nl == std::string_view::npos ? text : text.substr(nl + 1)};
+  auto line = nl == std::string_view::npos ? text : text.substr(nl + 1);
+  return valid_utf8(line.substr(utf8_suffix_start(line, 2048)));
 }
 
 /// An append-only file that never throws: a write error (a full disk, a
@@ -175,7 +178,7 @@ public:
 private:
   void trim() {
     if (text_.size() > limit_) {
-      text_.erase(0, text_.size() - limit_);
+      text_.erase(0, utf8_suffix_start(text_, limit_));
       dropped_ = true;
     }
   }

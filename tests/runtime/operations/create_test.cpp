@@ -55,6 +55,9 @@ TEST_CASE("service: prepare_run creates manifest, plan, tasks and events") {
   auto ctx = p.ctx();
   auto pr = plan_run(ctx, "default", "");
   CHECK_THROWS_AS(prepare_run(ctx, pr, ""), input_error);
+  CHECK_THROWS_WITH_AS(prepare_run(ctx, pr, "caf\xE9"),
+                       "--goal: not valid UTF-8 (byte 0xE9 at offset 3)",
+                       input_error);
   CHECK_FALSE(fs::exists(p.crew_root / "state"));
   auto setup = prepare_run(ctx, pr, "write the tests");
   auto& paths = setup->paths;

@@ -70,6 +70,34 @@ TEST_CASE("planning: build_plan rejects an unknown dependency") {
   CHECK_THROWS(build_plan(team, wf));
 }
 
+TEST_CASE("planning: step text that is not UTF-8 is an error naming the field "
+          "and line") {
+  workflow_def wf;
+  wf.path = "w.workflow.md";
+  wf.steps = {step("ok", "r"), step("a\xFF", "a\xFF"), step("b", "r\xC3")};
+  wf.steps[0].task = "caf\xC3\xA9 {goal}"; // well-formed: fine
+  wf.steps[1].line = 5;
+  wf.steps[2].line = 9;
+  wf.steps[2].task = "line one\nline two \xE2\x82 cut";
+  wf.steps[2].task_line = 11;
+  wf.steps[2].depends_on = {"ok", "x\x80"};
+  auto issues = step_text_issues(wf);
+  REQUIRE_EQ(issues.size(), 4u);
+  // the default role is the id: one issue for both
+  CHECK_EQ(issues[0].to_string(),
+           "w.workflow.md:5: step 'a\xEF\xBF\xBD': id is not valid UTF-8 (byte 0xFF)");
+  CHECK_EQ(issues[1].to_string(),
+           "w.workflow.md:9: step 'b': role is not valid UTF-8 (byte 0xC3)");
+  CHECK_EQ(issues[2].to_string(),
+           "w.workflow.md:12: step 'b': task is not valid UTF-8 (byte 0xE2)");
+  CHECK_EQ(issues[3].to_string(),
+           "w.workflow.md:9: step 'b': dependsOn is not valid UTF-8 (byte 0x80)");
+  for (auto& issue : issues)
+    CHECK(issue.error);
+  wf.steps.resize(1);
+  CHECK(step_text_issues(wf).empty());
+}
+
 TEST_CASE("planning: graph_shape names round-trip") {
   for (auto s : {graph_shape::fanout, graph_shape::chain, graph_shape::diamond,
                  graph_shape::random}) {

@@ -103,6 +103,21 @@ TEST_CASE("run_process keeps only the last 2 KiB of stderr in the tail") {
   CHECK_EQ(slurp(spec.stderr_path).size(), 10004u);
 }
 
+TEST_CASE("run_process cuts the stderr tail on a character boundary and "
+          "replaces ill-formed UTF-8") {
+  // M7: 700 × € (2100 bytes) cut at 2048 bytes started inside a character.
+  process_spec spec;
+  spec.command_line = "for i in $(seq 700); do printf '\\342\\202\\254' >&2; done; exit 1";
+  auto res = run_process(spec);
+  CHECK_EQ(res.stderr_bytes, 2100u);
+  std::string euros;
+  for (int i = 0; i < 682; ++i)
+    euros += "\xE2\x82\xAC";
+  CHECK_EQ(res.stderr_tail, euros); // 2046 bytes: whole characters only
+  spec.command_line = "printf 'caf\\351 \\377\\n' >&2; exit 1";
+  CHECK_EQ(run_process(spec).stderr_tail, "caf\xEF\xBF\xBD \xEF\xBF\xBD\n");
+}
+
 TEST_CASE("run_process treats death by signal as failure") {
   process_spec spec;
   spec.command_line = "kill -9 $$";

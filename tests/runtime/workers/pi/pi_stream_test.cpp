@@ -381,6 +381,18 @@ TEST_CASE("pi_stream: truncation never splits a UTF-8 character") {
   CHECK_EQ(command, std::string(4095, 'a') + "\n[pi-crew compacted 12 chars]");
 }
 
+TEST_CASE("pi_stream: a stderr tail in an error is whole characters of valid "
+          "UTF-8") {
+  pi_stream stream;
+  stream.feed("plain output\n");
+  std::string euros;
+  for (int i = 0; i < 700; ++i)
+    euros += "\xE2\x82\xAC"; // 2100 bytes: the 2 KiB tail starts inside one
+  auto error = stream.outcome(1, euros).error;
+  CHECK_EQ(error, euros.substr(54));
+  CHECK_EQ(stream.outcome(1, "caf\xE9\n").error, "caf\xEF\xBF\xBD");
+}
+
 TEST_CASE("pi_stream: rpc mode prompts are told apart with begin_prompt") {
   pi_stream stream;
   auto prompt = [](const char* text, int input) {
