@@ -90,11 +90,15 @@ simdjson::error_code read_raw(simdjson::ondemand::value& v,
         return err;
       return arr.raw_json().get(out);
     }
-    case ondemand::json_type::null:
+    case ondemand::json_type::null: {
       out = {};
-      if (!v.is_null())
-        return INCORRECT_TYPE;
-      return SUCCESS;
+      // get(), not a conversion to bool: that throws simdjson_error on a
+      // token like `nul` or `nope`, which must be an error code instead
+      bool is_null = false;
+      if (auto err = v.is_null().get(is_null))
+        return err;
+      return is_null ? SUCCESS : INCORRECT_TYPE;
+    }
     default:
       out = v.raw_json_token();
       return SUCCESS;
@@ -423,10 +427,12 @@ private:
             != simdjson::SUCCESS)
           delay = 0;
       }
-      t.retry_due_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         at.time_since_epoch())
-                         .count()
-                       + delay;
+      auto at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     at.time_since_epoch())
+                     .count();
+      // saturated: delayMs comes from the file and may be any int64
+      if (__builtin_add_overflow(at_ms, delay, &t.retry_due_ms))
+        t.retry_due_ms = delay > 0 ? INT64_MAX : INT64_MIN;
     }
   }
 
