@@ -293,7 +293,7 @@ TEST_CASE("checkpoint: a writer opened on a trusted prefix checks only the "
 }
 
 TEST_CASE("checkpoint: a tail with adaptive.plan_injected reports a changed "
-          "plan; the full replay adds the injected tasks once") {
+          "plan, the full replay adds the injected tasks once") {
   test::temp_dir tmp;
   auto plan = five_tasks();
   auto text = sample_log();
