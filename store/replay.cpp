@@ -606,14 +606,27 @@ private:
     if (data_parser_.iterate(ev.data_raw.data(), ev.data_raw.size(), cap)
           .get(doc))
       return;
-    int64_t pid = 0;
-    uint64_t start = 0;
-    if (doc.find_field_unordered("pid").get_int64().get(pid)
-        == simdjson::SUCCESS)
-      t.worker_pid = static_cast<int32_t>(pid);
-    if (doc.find_field_unordered("startTime").get_uint64().get(start)
-        == simdjson::SUCCESS)
-      t.worker_start = start;
+    // One pass over the fields, stopping at the first structural error: a
+    // failed lookup may abandon the document, and another lookup on it then
+    // reads through simdjson's null parser pointer.
+    simdjson::ondemand::object obj;
+    if (doc.get_object().get(obj))
+      return;
+    for (auto fres : obj) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(fres).get(field) || field.unescaped_key().get(key))
+        return;
+      int64_t pid = 0;
+      uint64_t start = 0;
+      if (key == "pid") {
+        if (field.value().get_int64().get(pid) == simdjson::SUCCESS)
+          t.worker_pid = static_cast<int32_t>(pid);
+      } else if (key == "startTime") {
+        if (field.value().get_uint64().get(start) == simdjson::SUCCESS)
+          t.worker_start = start;
+      }
+    }
   }
 
   replay_state& st_;

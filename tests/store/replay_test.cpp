@@ -278,3 +278,28 @@ TEST_CASE("replay: a huge retry delay saturates the due time") {
   auto st = replay_log(path, three_tasks());
   CHECK_EQ(st.tasks[0].retry_due_ms, INT64_MAX);
 }
+
+// Found by fuzz/events_fuzz.cpp: simdjson accepts this line (the document
+// ends inside the object), but its `data` does not parse. read_worker looked
+// up startTime on the document that the failed pid lookup had abandoned, and
+// simdjson then reads through a null parser pointer (UBSan).
+TEST_CASE("replay: a task.worker event with malformed data keeps what it can") {
+  test::temp_dir tmp;
+  auto path = tmp.path / "events.jsonl";
+  script s;
+  s.add(1, "task.started", "01_a");
+  for (auto data : {R"({{}})", R"({"pid":12,{}})", R"({"pid":,"startTime":5})"}) {
+    CAPTURE(data);
+    std::ofstream{path, std::ios::binary | std::ios::trunc}
+      << s.text << R"({"type":"task.worker","taskId":"01_a","data":)" << data
+      << "\n";
+    auto st = replay_log(path, three_tasks());
+    CHECK_EQ(st.tasks[0].status, task_status::running);
+    CHECK_EQ(st.tasks[0].worker_start, 0u);
+  }
+  s.add(2, "task.worker", "01_a", {}, R"({"attempt":1,"pid":12,"startTime":5})");
+  s.write(path);
+  auto st = replay_log(path, three_tasks());
+  CHECK_EQ(st.tasks[0].worker_pid, 12);
+  CHECK_EQ(st.tasks[0].worker_start, 5u);
+}
