@@ -301,7 +301,9 @@ std::string suggest(std::string_view parent_norm, std::string_view key) {
 }
 
 std::string got(const json& v) {
-  auto str = v.dump();
+  // replace: a value from --set may hold bytes that are not UTF-8, and the
+  // default handler would throw type_error.316 instead of this message
+  auto str = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (str.size() > 60)
     str = str.substr(0, 57) + "...";
   return fmt::format("(got {})", str);
@@ -704,6 +706,13 @@ std::optional<json> read_json_file(const fs::path& file) {
       what.erase(0, pos + 2);
     throw input_error(fmt::format("{}:{}:{}: invalid JSON: {}", file.string(),
                                   line, col, what));
+  } catch (const json::exception& e) {
+    // out_of_range.406: a number too large for a double, such as 1e400
+    std::string what = e.what();
+    if (auto pos = what.find("] "); pos != std::string::npos)
+      what.erase(0, pos + 2);
+    throw input_error(
+      fmt::format("{}: invalid JSON: {}", file.string(), what));
   }
 }
 

@@ -447,7 +447,11 @@ void apply_agent_overrides(resource_set& resources,
     });
   if (auto overrides = agents->find("overrides");
       overrides != agents->end() && overrides->is_object()) {
-    for (auto& [name, ov] : overrides->items()) {
+    // Named references, not a structured binding: clang before 16 cannot
+    // capture a binding in the lambda below (P1091).
+    for (auto it = overrides->begin(); it != overrides->end(); ++it) {
+      const std::string& name = it.key();
+      const nlohmann::json& ov = it.value();
       auto i = resources.agents.find(to_lower(name));
       if (i == resources.agents.end() || !ov.is_object())
         continue;

@@ -206,7 +206,11 @@ public:
       fail(path, "expected an AnyValue with exactly one field");
       return;
     }
-    auto& [kind, x] = *v.items().begin();
+    // Not `auto& [kind, x] = *v.items().begin()`: that binds to a temporary
+    // iterator that dies at the end of the statement (stack-use-after-scope).
+    const auto first = v.begin();
+    const std::string& kind = first.key();
+    const json& x = first.value();
     if (kind == "stringValue" && !x.is_string())
       fail(at(path, kind), "expected a string");
     else if (kind == "boolValue" && !x.is_boolean())

@@ -161,8 +161,8 @@ int64_t ms_of(std::string_view iso) {
 std::string iso_of(int64_t ms) {
   if (ms == 0)
     return {};
-  return iso_time(std::chrono::system_clock::time_point{
-    std::chrono::milliseconds{ms}});
+  // clamped: checkpoint.bin is read from disk and may hold any value
+  return iso_time(time_of_unix_ms(ms));
 }
 
 template <class T>

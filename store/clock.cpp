@@ -1,5 +1,6 @@
 #include "store/clock.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -77,6 +78,17 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
   return out;
 }
 
+std::chrono::system_clock::time_point
+time_of_unix_ms(int64_t unix_ms) noexcept {
+  using namespace std::chrono;
+  using tp = system_clock::time_point;
+  // Truncation toward zero keeps both limits inside the clock's range.
+  constexpr auto max_ms = duration_cast<milliseconds>(tp::duration::max()).count();
+  constexpr auto min_ms = duration_cast<milliseconds>(tp::duration::min()).count();
+  return tp{duration_cast<tp::duration>(
+    milliseconds{std::clamp<int64_t>(unix_ms, min_ms, max_ms)})};
+}
+
 std::string iso_now() {
   return iso_time(std::chrono::system_clock::now());
 }
@@ -125,7 +137,8 @@ bool parse_iso_time(std::string_view s,
     return false;
   auto days = days_from_civil(y, mo, d);
   auto total_ms = ((days * 24 + h) * 60 + mi) * 60'000 + sec * 1000 + ms;
-  out = std::chrono::system_clock::time_point{std::chrono::milliseconds{total_ms}};
+  // Years after 2262 do not fit the clock's nanoseconds: clamped.
+  out = time_of_unix_ms(total_ms);
   return true;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,12 @@ void append_iso_time(std::string& out, std::chrono::system_clock::time_point t);
 /// returns false on any other text.
 bool parse_iso_time(std::string_view str,
                     std::chrono::system_clock::time_point& out) noexcept;
+
+/// The time point `unix_ms` milliseconds after the epoch, clamped to what
+/// `system_clock` can hold (about the years 1678 to 2262 with nanosecond
+/// ticks): a plain conversion of a larger value overflows (undefined).
+std::chrono::system_clock::time_point
+time_of_unix_ms(int64_t unix_ms) noexcept;
 
 /// Returns `iso_time(std::chrono::system_clock::now())`.
 std::string iso_now();

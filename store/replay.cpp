@@ -90,11 +90,15 @@ simdjson::error_code read_raw(simdjson::ondemand::value& v,
         return err;
       return arr.raw_json().get(out);
     }
-    case ondemand::json_type::null:
+    case ondemand::json_type::null: {
       out = {};
-      if (!v.is_null())
-        return INCORRECT_TYPE;
-      return SUCCESS;
+      // get(), not a conversion to bool: that throws simdjson_error on a
+      // token like `nul` or `nope`, which must be an error code instead
+      bool is_null = false;
+      if (auto err = v.is_null().get(is_null))
+        return err;
+      return is_null ? SUCCESS : INCORRECT_TYPE;
+    }
     default:
       out = v.raw_json_token();
       return SUCCESS;
@@ -429,10 +433,12 @@ private:
             != simdjson::SUCCESS)
           delay = 0;
       }
-      t.retry_due_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         at.time_since_epoch())
-                         .count()
-                       + delay;
+      auto at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     at.time_since_epoch())
+                     .count();
+      // saturated: delayMs comes from the file and may be any int64
+      if (__builtin_add_overflow(at_ms, delay, &t.retry_due_ms))
+        t.retry_due_ms = delay > 0 ? INT64_MAX : INT64_MIN;
     }
   }
 
@@ -606,14 +612,27 @@ private:
     if (data_parser_.iterate(ev.data_raw.data(), ev.data_raw.size(), cap)
           .get(doc))
       return;
-    int64_t pid = 0;
-    uint64_t start = 0;
-    if (doc.find_field_unordered("pid").get_int64().get(pid)
-        == simdjson::SUCCESS)
-      t.worker_pid = static_cast<int32_t>(pid);
-    if (doc.find_field_unordered("startTime").get_uint64().get(start)
-        == simdjson::SUCCESS)
-      t.worker_start = start;
+    // One pass over the fields, stopping at the first structural error: a
+    // failed lookup may abandon the document, and another lookup on it then
+    // reads through simdjson's null parser pointer.
+    simdjson::ondemand::object obj;
+    if (doc.get_object().get(obj))
+      return;
+    for (auto fres : obj) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(fres).get(field) || field.unescaped_key().get(key))
+        return;
+      int64_t pid = 0;
+      uint64_t start = 0;
+      if (key == "pid") {
+        if (field.value().get_int64().get(pid) == simdjson::SUCCESS)
+          t.worker_pid = static_cast<int32_t>(pid);
+      } else if (key == "startTime") {
+        if (field.value().get_uint64().get(start) == simdjson::SUCCESS)
+          t.worker_start = start;
+      }
+    }
   }
 
   replay_state& st_;

@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -26,6 +29,36 @@ ojson parse_json(std::string_view json, std::string_view path) {
   } catch (const nlohmann::json::exception& e) {
     corrupt(path, fmt::format("malformed JSON ({})", e.what()));
   }
+}
+
+/// The whole number `v` as T, or nullopt when it is not one or out of T's
+/// range. Not get<T>(): nlohmann casts a double such as 1e300 to T, which is
+/// undefined behaviour.
+template <class T>
+std::optional<T> whole_number(const ojson& v) {
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      return std::nullopt;
+    return static_cast<T>(u);
+  }
+  if (v.is_number_integer()) {
+    auto i = v.get<int64_t>();
+    if (i < 0 && !std::numeric_limits<T>::is_signed)
+      return std::nullopt;
+    return static_cast<T>(i);
+  }
+  if (v.is_number_float()) {
+    // an integral double in T's range; the bounds are powers of 2, exact
+    static_assert(sizeof(T) == 8);
+    constexpr double lo = std::numeric_limits<T>::is_signed ? -0x1p63 : 0.0;
+    constexpr double hi = std::numeric_limits<T>::is_signed ? 0x1p63 : 0x1p64;
+    auto d = v.get<double>();
+    if (!(d >= lo && d < hi) || d != std::trunc(d))
+      return std::nullopt;
+    return static_cast<T>(d);
+  }
+  return std::nullopt;
 }
 
 std::string get_str(const ojson& obj, const char* key) {
@@ -206,15 +239,20 @@ run_manifest parse_manifest(std::string_view json,
   m.events_path = get_str(j, "eventsPath");
   m.summary = get_str(j, "summary");
   m.runtime_mode = get_str(j, "runtime");
-  try {
-    if (auto it = j.find("snapshotSeq"); it != j.end())
-      m.seq = it->get<uint64_t>();
-    if (auto it = j.find("owner"); it != j.end() && it->is_object()) {
-      m.owner_pid = it->value("pid", int64_t{0});
-      m.owner_start = it->value("startTime", uint64_t{0});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    corrupt(path_for_errors, fmt::format("bad field ({})", e.what()));
+  auto number = [&]<class T>(const ojson& obj, const char* key, T& out) {
+    auto it = obj.find(key);
+    if (it == obj.end())
+      return;
+    auto x = whole_number<T>(*it);
+    if (!x)
+      corrupt(path_for_errors,
+              fmt::format("bad field ({} is not a whole number in range)", key));
+    out = *x;
+  };
+  number(j, "snapshotSeq", m.seq);
+  if (auto it = j.find("owner"); it != j.end() && it->is_object()) {
+    number(*it, "pid", m.owner_pid);
+    number(*it, "startTime", m.owner_start);
   }
   return m;
 }

@@ -21,7 +21,18 @@ int64_t unix_ms(std::chrono::system_clock::time_point t) {
 }
 
 std::chrono::system_clock::time_point from_unix_ms(int64_t ms) {
-  return std::chrono::system_clock::time_point{std::chrono::milliseconds{ms}};
+  return time_of_unix_ms(ms); // clamped: the ms may come from checkpoint.bin
+}
+
+/// Milliseconds from `now` until a retry is due, in [0, 100 years]: the due
+/// time comes from the log or checkpoint.bin and may be any int64, and the
+/// run actor turns the wait into nanoseconds.
+uint64_t wait_until_ms(int64_t due_ms, std::chrono::system_clock::time_point now) {
+  constexpr int64_t max_wait_ms = int64_t{100} * 365 * 24 * 3600 * 1000;
+  int64_t left = 0;
+  if (__builtin_sub_overflow(due_ms, unix_ms(now), &left))
+    left = due_ms > 0 ? max_wait_ms : 0;
+  return static_cast<uint64_t>(std::clamp<int64_t>(left, 0, max_wait_ms));
 }
 
 /// Event times are kept at millisecond precision so that a replay of the log
@@ -335,8 +346,7 @@ void run_engine::start(std::string_view summary, bool resume) {
       if (t.waiting) {
         // Not interrupted: in backoff. Resume the schedule from the log.
         ++waiting_;
-        auto left = std::max<int64_t>(0, t.retry_due_ms - unix_ms(now));
-        retries_.emplace_back(i, static_cast<uint64_t>(left));
+        retries_.emplace_back(i, wait_until_ms(t.retry_due_ms, now));
         continue;
       }
       requeue(i, now, "Requeued by resume.");
@@ -359,9 +369,8 @@ void run_engine::start_recovered(std::string_view summary,
       continue;
     if (t.waiting) {
       ++waiting_;
-      auto left = std::max<int64_t>(0, t.retry_due_ms - unix_ms(now));
       if (!stopping)
-        retries_.emplace_back(i, static_cast<uint64_t>(left));
+        retries_.emplace_back(i, wait_until_ms(t.retry_due_ms, now));
       continue;
     }
     interrupted.push_back(i);

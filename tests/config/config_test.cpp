@@ -423,3 +423,26 @@ TEST_CASE("config: otlp.endpoint must be an http(s) URL and headers single-line 
   CHECK(bad(R"({"otlp":{"headers":{"x-token":"a\nb"}}})").find("otlp.headers") != std::string::npos);
   CHECK(bad(R"({"otlp":{"headers":{"x-token":"abc"}}})").empty());
 }
+
+// Review F2: a number too large for a double threw nlohmann's out_of_range
+// (406), which the loader did not catch: a bare library message without the
+// file.
+TEST_CASE("config: a number out of a double's range is an input error naming "
+          "the file") {
+  temp_dir tmp;
+  auto file = tmp.write(".crew/config.json",
+                        R"({"limits": {"maxTaskDepth": 1e400}})");
+  auto msg = error_of([&] { load_config(tmp.path / ".crew", {}); });
+  CHECK_EQ(msg, file.string()
+                  + ": invalid JSON: number overflow parsing '1e400'");
+}
+
+// Review F3: printing a wrong value that is not UTF-8 threw type_error.316
+// from json::dump instead of the error naming the key.
+TEST_CASE("config: a --set value that is not UTF-8 gets the normal error") {
+  CHECK_EQ(set_error("limits.maxConcurrentWorkers=\xff\xfe"),
+           "--set limits.maxConcurrentWorkers: must be an integer between 1 "
+           "and 1024 (got \"\xEF\xBF\xBD\xEF\xBF\xBD\")");
+  CHECK_EQ(set_error("asyncByDefault=a\xc3"),
+           "--set asyncByDefault: must be true or false (got \"a\xEF\xBF\xBD\")");
+}

@@ -368,3 +368,21 @@ TEST_CASE("checkpoint: the stop intent survives the binary file") {
   REQUIRE(back);
   CHECK_FALSE(back->stop.requested());
 }
+
+// Review F4: checkpoint.bin comes from disk; a time of INT64_MAX ms
+// overflowed the conversion to a time_point in iso_of.
+TEST_CASE("checkpoint: out-of-range times in a checkpoint are clamped") {
+  run_checkpoint ck;
+  auto& t = ck.tasks.emplace_back();
+  t.status = task_status::failed;
+  t.attempts = 2;
+  t.started_ms = INT64_MAX;
+  t.finished_ms = INT64_MIN;
+  ck.history.push_back({0, {attempt_checkpoint{INT64_MAX, INT64_MAX - 1, "x"}}});
+  auto st = checkpoint_task_state(ck, 0);
+  CHECK_EQ(st.started_at, "2262-04-11T23:47:16.854Z");
+  CHECK_EQ(st.finished_at, "1677-09-21T00:12:43.146Z");
+  REQUIRE_FALSE(st.attempts.empty());
+  CHECK_EQ(st.attempts.front().started_at, "2262-04-11T23:47:16.854Z");
+  CHECK_EQ(st.attempts.front().ended_at, "2262-04-11T23:47:16.854Z");
+}

@@ -55,3 +55,19 @@ TEST_CASE("clock: parse_iso_time reads back what iso_time writes") {
   CHECK_FALSE(crew::parse_iso_time("2026-11-26 01:15:45.123Z", back));
   CHECK_FALSE(crew::parse_iso_time("", back));
 }
+
+// Review F4: milliseconds beyond the clock's nanosecond range (years after
+// 2262) overflowed when converted to a time_point.
+TEST_CASE("clock: times outside the clock's range are clamped, not wrapped") {
+  using namespace std::chrono;
+  CHECK_EQ(iso_time(time_of_unix_ms(INT64_MAX)), "2262-04-11T23:47:16.854Z");
+  CHECK_EQ(iso_time(time_of_unix_ms(INT64_MIN)), "1677-09-21T00:12:43.146Z");
+  CHECK_EQ(iso_time(time_of_unix_ms(1795657245123)),
+           "2026-11-26T01:40:45.123Z");
+  system_clock::time_point back;
+  REQUIRE(parse_iso_time("9999-12-31T23:59:59.999Z", back));
+  CHECK_EQ(iso_time(back), "2262-04-11T23:47:16.854Z");
+  CHECK(back > system_clock::time_point{});
+  REQUIRE(parse_iso_time("0000-01-01T00:00:00.000Z", back));
+  CHECK_EQ(iso_time(back), "1677-09-21T00:12:43.146Z");
+}

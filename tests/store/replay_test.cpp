@@ -263,3 +263,75 @@ TEST_CASE("replay: a cancel or expiry intent holds until run.running "
   CHECK(rs.stop.kind == stop_kind::expire);
   CHECK_EQ(rs.stop.seq, 11u);
 }
+
+// Review F1: `"data":nul` made read_raw convert a simdjson_result<bool> to
+// bool, which threw simdjson_error out of every reader of the log.
+TEST_CASE("replay: an invalid literal is an unparsable event, not a "
+          "simdjson exception") {
+  test::temp_dir tmp;
+  auto path = tmp.path / "events.jsonl";
+  script s;
+  s.add(1, "run.created");
+  auto bad = std::string{R"({"time":")"} + ts(2)
+             + R"(","type":"task.progress","runId":"team_1","data":nul,)"
+               R"("metadata":{"seq":2}})"
+             + "\n";
+  auto bad_meta = std::string{R"({"time":")"} + ts(2)
+                  + R"(","type":"task.progress","runId":"team_1",)"
+                    R"("metadata":{"seq":2,"x":nope}})"
+                  + "\n";
+  for (const auto& line : {bad, bad_meta}) {
+    // in the middle: corruption naming file and line
+    std::ofstream{path, std::ios::binary | std::ios::trunc}
+      << s.text << line << s.text;
+    CHECK_THROWS_WITH_AS(replay_log(path, three_tasks()),
+                         doctest::Contains("events.jsonl:2: unparsable event"),
+                         input_error);
+    // last: a torn tail, ignored by readers and cut by the writer
+    std::ofstream{path, std::ios::binary | std::ios::trunc} << s.text << line;
+    auto st = replay_log(path, three_tasks());
+    CHECK(st.torn_tail);
+    CHECK_EQ(st.events, 1u);
+    auto w = event_log_writer::open(path);
+    CHECK(w.repair().repaired);
+    CHECK_EQ(w.last_seq(), 1u);
+  }
+}
+
+// Review F4 (replay.cpp): event time + delayMs overflowed int64.
+TEST_CASE("replay: a huge retry delay saturates the due time") {
+  test::temp_dir tmp;
+  auto path = tmp.path / "events.jsonl";
+  script s;
+  s.add(1, "task.started", "01_a")
+      .add(2, "crew.task.retry_attempt", "01_a", "boom",
+           R"({"attempt":1,"delayMs":9223372036854775807})");
+  s.write(path);
+  auto st = replay_log(path, three_tasks());
+  CHECK_EQ(st.tasks[0].retry_due_ms, INT64_MAX);
+}
+
+// Found by fuzz/events_fuzz.cpp: simdjson accepts this line (the document
+// ends inside the object), but its `data` does not parse. read_worker looked
+// up startTime on the document that the failed pid lookup had abandoned, and
+// simdjson then reads through a null parser pointer (UBSan).
+TEST_CASE("replay: a task.worker event with malformed data keeps what it can") {
+  test::temp_dir tmp;
+  auto path = tmp.path / "events.jsonl";
+  script s;
+  s.add(1, "task.started", "01_a");
+  for (auto data : {R"({{}})", R"({"pid":12,{}})", R"({"pid":,"startTime":5})"}) {
+    CAPTURE(data);
+    std::ofstream{path, std::ios::binary | std::ios::trunc}
+      << s.text << R"({"type":"task.worker","taskId":"01_a","data":)" << data
+      << "\n";
+    auto st = replay_log(path, three_tasks());
+    CHECK_EQ(st.tasks[0].status, task_status::running);
+    CHECK_EQ(st.tasks[0].worker_start, 0u);
+  }
+  s.add(2, "task.worker", "01_a", {}, R"({"attempt":1,"pid":12,"startTime":5})");
+  s.write(path);
+  auto st = replay_log(path, three_tasks());
+  CHECK_EQ(st.tasks[0].worker_pid, 12);
+  CHECK_EQ(st.tasks[0].worker_start, 5u);
+}

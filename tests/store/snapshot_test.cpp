@@ -101,6 +101,28 @@ TEST_CASE("snapshot: a bad manifest is corrupt_log naming the file") {
   expect("[]");
 }
 
+// Found by fuzz/snapshot_fuzz.cpp: get<uint64_t>() of snapshotSeq 1e300
+// cast a double beyond the type's range (undefined behaviour, UBSan).
+TEST_CASE("snapshot: manifest numbers must be whole and in range") {
+  auto parse = [](std::string_view fields) {
+    return parse_manifest(R"({"runId":"a","status":"queued",)" + std::string{fields} + "}",
+                          "/x/manifest.json");
+  };
+  for (auto bad : {R"("snapshotSeq":1e300)", R"("snapshotSeq":-1)",
+                   R"("snapshotSeq":2.5)", R"("snapshotSeq":"7")",
+                   R"("snapshotSeq":18446744073709551616.0)",
+                   R"("owner":{"pid":-1e300})", R"("owner":{"pid":9223372036854775808})",
+                   R"("owner":{"startTime":1e20})"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(parse(bad), doctest::Contains("/x/manifest.json: bad field"),
+                         input_error);
+  }
+  auto m = parse(R"("snapshotSeq":12.0,"owner":{"pid":-1,"startTime":18446744073709551615})");
+  CHECK_EQ(m.seq, 12u);
+  CHECK_EQ(m.owner_pid, -1);
+  CHECK_EQ(m.owner_start, UINT64_MAX);
+}
+
 TEST_CASE("snapshot: plan round trips and recomputes deps") {
   auto plan = sample_plan();
   auto text = plan_json(plan);

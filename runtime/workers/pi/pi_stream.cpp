@@ -50,15 +50,22 @@ std::string compact_string(std::string_view s, size_t max_chars) {
   return out;
 }
 
-json compact_value(const json& value) {
+// Arrays and objects nested deeper than this are cut: the recursion below
+// (and dump()) must not follow a hostile `args` 100,000 levels down.
+constexpr size_t max_depth = 32;
+constexpr std::string_view too_deep_text = "[pi-crew compacted: nested too deep]";
+
+json compact_value(const json& value, size_t depth = 0) {
   if (value.is_string())
     return compact_string(value.get_ref<const std::string&>(), max_string_chars);
+  if ((value.is_array() || value.is_object()) && depth == max_depth)
+    return std::string{too_deep_text};
   if (value.is_array()) {
     auto out = json::array();
     for (const auto& entry : value) {
       if (out.size() == max_entries)
         break;
-      out.push_back(compact_value(entry));
+      out.push_back(compact_value(entry, depth + 1));
     }
     return out;
   }
@@ -67,7 +74,7 @@ json compact_value(const json& value) {
     for (const auto& [key, entry] : value.items()) {
       if (out.size() == max_entries)
         break;
-      out[key] = compact_value(entry);
+      out[key] = compact_value(entry, depth + 1);
     }
     return out;
   }
@@ -146,7 +153,13 @@ uint64_t count_field(const json& obj, const char* key) {
     return i->get<uint64_t>();
   if (i->is_number_integer())
     return static_cast<uint64_t>(std::max<int64_t>(0, i->get<int64_t>()));
-  return static_cast<uint64_t>(std::max(0.0, i->get<double>()));
+  // saturated: converting a double of 2^64 or more is undefined
+  auto d = i->get<double>();
+  if (!(d > 0.0))
+    return 0;
+  if (d >= 18446744073709551616.0)
+    return UINT64_MAX;
+  return static_cast<uint64_t>(d);
 }
 
 void add_usage(pi_usage& sum, const json* usage) {

@@ -919,3 +919,44 @@ TEST_CASE("run_engine: a resumed run whose planner completed but was never "
   CHECK_FALSE(h.eng.done());
   CHECK_EQ(h.eng.take_events().find("run.completed"), std::string::npos);
 }
+
+// Review F4: times loaded from checkpoint.bin (any int64) overflowed the
+// conversion to a time_point in from_unix_ms.
+TEST_CASE("run_engine: out-of-range times from a checkpoint are clamped") {
+  auto plan = independent(1);
+  run_checkpoint ck;
+  auto& t = ck.tasks.emplace_back();
+  t.status = task_status::completed;
+  t.attempts = 2;
+  t.started_ms = INT64_MAX;
+  t.finished_ms = INT64_MIN;
+  ck.history.push_back({0, {attempt_checkpoint{INT64_MAX, INT64_MAX, ""}}});
+  run_engine eng{run_id, plan, 0, engine_options{}};
+  eng.load_checkpoint(ck);
+  auto st = eng.to_task_state(0);
+  CHECK_EQ(st.started_at, "2262-04-11T23:47:16.854Z");
+  CHECK_EQ(st.finished_at, "1677-09-21T00:12:43.146Z");
+  REQUIRE_FALSE(st.attempts.empty());
+  CHECK_EQ(st.attempts.front().ended_at, "2262-04-11T23:47:16.854Z");
+}
+
+// The same for a retry's due time: the wait handed to the run actor (which
+// multiplies it into nanoseconds) stays within [0, 100 years].
+TEST_CASE("run_engine: a resumed retry wait is bounded whatever its due time") {
+  auto plan = independent(2);
+  run_checkpoint ck;
+  for (auto due : {INT64_MIN, INT64_MAX}) {
+    auto& t = ck.tasks.emplace_back();
+    t.status = task_status::running;
+    t.waiting = true;
+    t.attempts = 1;
+    t.retry_due_ms = due;
+  }
+  run_engine eng{run_id, plan, 0, engine_options{}};
+  eng.load_checkpoint(ck);
+  eng.start("resume", true);
+  auto retries = eng.take_retries();
+  REQUIRE_EQ(retries.size(), 2u);
+  CHECK_EQ(retries[0].second, 0u);
+  CHECK_EQ(retries[1].second, uint64_t{100} * 365 * 24 * 3600 * 1000);
+}

@@ -367,6 +367,47 @@ TEST_CASE("pi_stream: compaction bounds text, tool input and generic values") {
   CHECK_EQ(stream.final_text().size(), 10000);
 }
 
+// Review F6: compact_value recursed once per level of a worker's `args`, so
+// deeply nested JSON from the worker overflowed crew's stack.
+TEST_CASE("pi_stream: deeply nested values are cut at a fixed depth") {
+  constexpr size_t depth = 1'000'000;
+  auto deep = std::string(depth, '[') + std::string(depth, ']');
+  pi_stream stream;
+  auto lines = stream.feed(
+    R"({"type":"tool_execution_start","toolName":"x","args":)" + deep + "}\n"
+    + R"({"type":"message_end","message":{"role":"assistant","content":[)"
+      R"({"type":"toolCall","name":"t","arguments":)" + deep + "}]}}\n");
+  REQUIRE_EQ(lines.size(), 2);
+  auto depth_of = [](const nlohmann::json* v) {
+    size_t n = 0;
+    for (; v->is_array() && !v->empty(); v = &v->front())
+      ++n;
+    CHECK_EQ(*v, "[pi-crew compacted: nested too deep]");
+    return n;
+  };
+  auto tool = nlohmann::json::parse(lines[0].compact);
+  CHECK_EQ(depth_of(&tool["args"]), 32);
+  auto message = nlohmann::json::parse(lines[1].compact);
+  CHECK_EQ(depth_of(&message["message"]["content"][0]["arguments"]), 32);
+}
+
+// Review F5: a usage count of 2^64 or more was cast from double to uint64_t
+// (undefined); it saturates now.
+TEST_CASE("pi_stream: usage counts beyond uint64 saturate") {
+  pi_stream stream;
+  stream.feed(
+    R"({"type":"message_end","message":{"role":"assistant","content":[)"
+    R"({"type":"text","text":"hi"}],"usage":{"input":1e300,"output":-1e300,)"
+    R"("cacheRead":1.8446744073709552e19,"cacheWrite":2.5,"turns":1e30}}})"
+    "\n");
+  const auto& usage = stream.usage();
+  CHECK_EQ(usage.input, UINT64_MAX);
+  CHECK_EQ(usage.output, 0u);
+  CHECK_EQ(usage.cache_read, UINT64_MAX);
+  CHECK_EQ(usage.cache_write, 2u);
+  CHECK_EQ(usage.turns, UINT64_MAX);
+}
+
 TEST_CASE("pi_stream: truncation never splits a UTF-8 character") {
   // 4095 ASCII bytes, then a 2-byte character straddling the 4096 limit.
   auto value = std::string(4095, 'a') + "\xc3\xa9" + std::string(10, 'b');
