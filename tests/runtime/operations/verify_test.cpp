@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "runtime/operations/create.hpp"
+#include "runtime/operations/inspect.hpp"
 #include "runtime/operations/project.hpp"
 #include "runtime/operations/resume.hpp"
 #include "runtime/scheduling/run_engine.hpp"
